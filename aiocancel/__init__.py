@@ -1,0 +1,32 @@
+"""aiocancel: blocking calls in worker threads that cancellation really stops.
+
+The mechanism is musl libc's race-free thread cancellation in its MASKED
+mode: cancellable syscalls go through an assembly trampoline, and a cancel
+request interrupts a thread only while it is before or blocked in such a
+syscall, so a result the kernel produced (bytes read, an accepted fd) is never
+lost. See README.md.
+"""
+from __future__ import annotations
+
+from . import syscalls
+from ._backend import SUPPORTED
+from ._backend import cancel as _cancel
+from ._errors import Cancelled, ThreadCancelled
+
+CANCEL_ENABLE: int = _cancel.CANCEL_ENABLE
+CANCEL_DISABLE: int = _cancel.CANCEL_DISABLE
+CANCEL_MASKED: int = _cancel.CANCEL_MASKED
+
+setcancelstate = _cancel.setcancelstate
+getcancelstate = _cancel.getcancelstate
+masked = _cancel.masked
+cancel_thread = _cancel.cancel_thread
+testcancel = _cancel.testcancel
+cancel_signal = _cancel.cancel_signal
+
+__all__ = [
+    "SUPPORTED", "Cancelled", "ThreadCancelled",
+    "CANCEL_ENABLE", "CANCEL_DISABLE", "CANCEL_MASKED",
+    "setcancelstate", "getcancelstate", "masked", "cancel_thread",
+    "testcancel", "cancel_signal", "syscalls",
+]

@@ -1,0 +1,30 @@
+# Per-thread cancel state: the C core's declarations and what _syscalls cimports.
+from libc.stdint cimport uint64_t
+
+cdef extern from "cancel_core.h" nogil:
+    ctypedef struct aioc_slot:
+        int cancel
+        int index
+        int state
+    int AIOC_ENABLE
+    int AIOC_DISABLE
+    int AIOC_MASKED
+    int AIOC_ACTED_NONE
+    int AIOC_ACTED_MASKED
+    int AIOC_ACTED_ENABLE
+    int aioc_init(int sig)
+    int aioc_signal()
+    aioc_slot *aioc_self()
+    aioc_slot *aioc_register()
+    int aioc_setstate(aioc_slot *s, int state)
+    int aioc_cancel_ident(unsigned long ident)
+    int aioc_cancel_job(int index, uint64_t generation)
+    uint64_t aioc_job_begin(aioc_slot *s, int state)
+    int aioc_job_end(aioc_slot *s)
+    int aioc_testcancel()
+    long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e,
+                         long f, int *acted)
+
+cdef long syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
+                     int *acted) noexcept nogil
+cdef int raise_cancelled(int acted) except -1

@@ -1,0 +1,193 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Per-thread cancellation state, the cancel signal and cancel requests.
+
+The mechanism is musl's (see cancel_core.c); this module is its Python face.
+A thread becomes cancellable once it registers (first `setcancelstate` or
+`masked()`, or by being an aiocancel worker); `cancel_thread` then sets its
+pending flag and signals it. Whether and where the request acts depends on the
+thread's state:
+
+* ``CANCEL_MASKED``: the first cancellation point raises `Cancelled` (an
+  ``OSError`` with ``errno.ECANCELED``) and the state becomes DISABLE.
+* ``CANCEL_ENABLE``: the first cancellation point raises `ThreadCancelled`
+  (a ``BaseException``: ``finally`` blocks are the cleanup handlers) and the
+  state becomes DISABLE.
+* ``CANCEL_DISABLE``: the request stays pending; calls are plain syscalls.
+"""
+import os
+import signal as _signal
+
+from libc.stdint cimport uint64_t
+
+from aiocancel._errors import Cancelled, ThreadCancelled
+
+CANCEL_ENABLE = AIOC_ENABLE
+CANCEL_DISABLE = AIOC_DISABLE
+CANCEL_MASKED = AIOC_MASKED
+
+
+cdef long syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
+                     int *acted) noexcept nogil:
+    return aioc_syscall_cp(nr, a, b, c, d, e, f, acted)
+
+
+cdef int raise_cancelled(int acted) except -1:
+    if acted == AIOC_ACTED_ENABLE:
+        raise ThreadCancelled()
+    raise Cancelled()
+
+
+def _parse_signal(str spec):
+    """AIOCANCEL_SIGNAL: a number, or SIGRTMIN+n / SIGRTMAX-n (SIG optional)."""
+    text = spec.strip().upper()
+    if text.startswith("SIG"):
+        text = text[3:]
+    for base_name, sign in (("RTMIN", 1), ("RTMAX", -1)):
+        if text.startswith(base_name):
+            base = int(getattr(_signal, "SIG" + base_name))
+            rest = text[len(base_name):]
+            if not rest:
+                return base
+            if rest[0] in "+-":
+                return base + int(rest)
+            break
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"AIOCANCEL_SIGNAL={spec!r}: expected a signal number or "
+            f"SIGRTMIN+n / SIGRTMAX-n") from None
+
+
+def _init():
+    spec = os.environ.get("AIOCANCEL_SIGNAL", "").strip()
+    cdef int wanted = _parse_signal(spec) if spec else 0
+    cdef int r = aioc_init(wanted)
+    if r > 0:
+        return
+    lo, hi = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
+    if r == -errno_EINVAL:
+        raise ValueError(
+            f"AIOCANCEL_SIGNAL={spec!r}: {wanted} is not a real-time signal "
+            f"({lo}..{hi})")
+    if r == -errno_EBUSY:
+        raise RuntimeError(
+            f"AIOCANCEL_SIGNAL={spec!r}: signal {wanted} already has a handler "
+            f"in this process; choose a free one in {lo}..{hi} or unset it")
+    if r == -errno_EAGAIN:
+        raise RuntimeError(
+            f"aiocancel: every real-time signal ({lo}..{hi}) already has a "
+            f"handler; none is left for cancellation")
+    raise OSError(-r, os.strerror(-r))
+
+cdef extern from "errno.h":
+    int errno_EINVAL "EINVAL"
+    int errno_EBUSY "EBUSY"
+    int errno_EAGAIN "EAGAIN"
+
+_init()
+
+
+def cancel_signal():
+    """The real-time signal number aiocancel uses to interrupt threads."""
+    return aioc_signal()
+
+
+cdef aioc_slot *_registered() except NULL:
+    cdef aioc_slot *s = aioc_register()
+    if s is NULL:
+        raise MemoryError("aiocancel: cannot register this thread")
+    return s
+
+
+def setcancelstate(int state):
+    """Set the calling thread's cancel state; return the previous one.
+
+    Registers the thread, so that `cancel_thread` can target it from then on.
+    """
+    if state != AIOC_ENABLE and state != AIOC_DISABLE and state != AIOC_MASKED:
+        raise ValueError(f"invalid cancel state {state!r}; expected "
+                         "CANCEL_ENABLE, CANCEL_DISABLE or CANCEL_MASKED")
+    return aioc_setstate(_registered(), state)
+
+
+def getcancelstate():
+    """The calling thread's cancel state (CANCEL_ENABLE if never registered)."""
+    cdef aioc_slot *s = aioc_self()
+    return AIOC_ENABLE if s is NULL else s.state
+
+
+cdef class masked:
+    """Context manager: run the block in CANCEL_MASKED state, then restore.
+
+    Inside, a pending or arriving cancel request makes the first cancellation
+    point raise `Cancelled`; the state is DISABLE from then until the block
+    exits. Registers the thread.
+    """
+    cdef int _old
+
+    def __enter__(self):
+        self._old = aioc_setstate(_registered(), AIOC_MASKED)
+        return self
+
+    def __exit__(self, *exc_info):
+        aioc_setstate(_registered(), self._old)
+        return False
+
+
+def cancel_thread(ident):
+    """Request cancellation of thread `ident` (a `threading.get_ident()`).
+
+    Returns True if the thread is registered and alive (the request is then
+    pending until a cancellation point acts on it), False otherwise. A request
+    racing with the thread's exit never signals a dead or reused thread.
+    """
+    cdef unsigned long value
+    if not isinstance(ident, int):
+        raise TypeError(f"thread ident must be an int, not {type(ident).__name__}")
+    if ident < 0 or ident.bit_length() > 8 * sizeof(unsigned long):
+        return False
+    value = ident
+    return bool(aioc_cancel_ident(value))
+
+
+def testcancel():
+    """A cancellation point without a syscall.
+
+    Raises `Cancelled` (MASKED) or `ThreadCancelled` (ENABLE) if a request is
+    pending, switching the state to DISABLE; otherwise returns None.
+    """
+    cdef int acted = aioc_testcancel()
+    if acted:
+        raise_cancelled(acted)
+
+
+# ---- worker protocol (aiocancel.executor, aiocancel.anyio) -----------------
+
+def _worker_slot():
+    """Register the calling thread as a worker; return its slot index."""
+    cdef aioc_slot *s = _registered()
+    aioc_setstate(s, AIOC_DISABLE)
+    return s.index
+
+
+def _job_begin():
+    """Start a job in MASKED state; return its generation."""
+    return aioc_job_begin(_registered(), AIOC_MASKED)
+
+
+def _job_end():
+    """End the current job; return whether a cancellation point acted."""
+    cdef aioc_slot *s = aioc_self()
+    return s is not NULL and bool(aioc_job_end(s))
+
+
+def _cancel_job(int slot, uint64_t generation):
+    """Request cancellation of job `generation` on worker `slot`."""
+    return bool(aioc_cancel_job(slot, generation))
+
+
+def _pending():
+    """Whether the calling thread has a pending request (tests, diagnostics)."""
+    cdef aioc_slot *s = aioc_self()
+    return s is not NULL and s.cancel != 0

@@ -1,0 +1,79 @@
+# cython: language_level=3
+"""Test-only helpers that must run as C inside a thread (aiocancel._testhelper).
+
+`install_slow_handler(sig)` installs a C handler for `sig` that models the
+2011 post's third case: a signal handler that runs while the thread is blocked
+in a cancellable syscall. It records that it started, then waits until the
+test releases it AND the cancel signal has been re-queued to this thread and
+left blocked (that is, aiocancel's handler ran nested inside this one and
+deferred). It then records what it saw and returns. Everything it does is
+async-signal-safe.
+"""
+cdef extern from *:
+    """
+    #include <signal.h>
+    #include <string.h>
+    #include <time.h>
+    static volatile sig_atomic_t th_entered, th_release, th_done;
+    static volatile sig_atomic_t th_cancel_pending_at_end, th_iterations;
+    static volatile int th_cancel_sig;
+
+    static void th_handler(int sig) {
+        struct timespec pause = {0, 200000};
+        sigset_t pending;
+        (void)sig;
+        th_entered = 1;
+        for (;;) {
+            th_iterations++;
+            nanosleep(&pause, NULL);
+            if (!th_release)
+                continue;
+            sigpending(&pending);
+            if (sigismember(&pending, th_cancel_sig)) {
+                th_cancel_pending_at_end = 1;
+                break;
+            }
+        }
+        th_done = 1;
+    }
+    static int th_install(int sig, int cancel_sig) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = th_handler;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        th_cancel_sig = cancel_sig;
+        th_entered = th_release = th_done = 0;
+        th_cancel_pending_at_end = th_iterations = 0;
+        return sigaction(sig, &sa, NULL);
+    }
+    static int th_restore(int sig) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        return sigaction(sig, &sa, NULL);
+    }
+    """
+    int th_entered, th_release, th_done, th_cancel_pending_at_end, th_iterations
+    int th_install(int sig, int cancel_sig)
+    int th_restore(int sig)
+
+
+def install_slow_handler(int sig, int cancel_sig):
+    if th_install(sig, cancel_sig) != 0:
+        raise OSError("sigaction failed")
+
+
+def restore_default(int sig):
+    th_restore(sig)
+
+
+def release():
+    global th_release
+    th_release = 1
+
+
+def state():
+    return dict(entered=bool(th_entered), done=bool(th_done),
+                cancel_pending_at_end=bool(th_cancel_pending_at_end),
+                iterations=th_iterations)

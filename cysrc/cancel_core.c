@@ -1,0 +1,387 @@
+/*
+ * aiocancel's cancellation core; see cancel_core.h and the two posts in
+ * ../shared/seeds (musl's race-free cancellation, 2011; MASKED mode, 2015).
+ *
+ * Who touches what:
+ *   - the owning thread reads and writes its slot's state and acted fields;
+ *   - cancel requests (any thread) set the cancel flag and send the signal,
+ *     holding `lock` so that the target cannot unregister (and have its tid
+ *     reused) or start a new job generation in between;
+ *   - the signal handler reads a slot found through si_value, never TLS, so
+ *     it is safe even in a thread whose TLS it would be the first to touch.
+ * Slots are never freed, only recycled, so an index carried by a signal that
+ * is still queued always names valid memory; the handler checks the tid.
+ */
+#define _GNU_SOURCE
+#include "cancel_core.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+extern long aioc_syscall_cp_asm(const volatile int *cancel, long nr, long a,
+                                long b, long c, long d, long e, long f);
+extern const char aioc_cp_begin[], aioc_cp_end[], aioc_cp_cancel[];
+
+#if defined(__x86_64__)
+#define AIOC_PC(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
+#elif defined(__aarch64__)
+#define AIOC_PC(uc) ((uc)->uc_mcontext.pc)
+#else
+#error "aiocancel: no trampoline for this architecture"
+#endif
+
+#define CHUNK_SLOTS 256
+#define MAX_CHUNKS 1024
+
+static aioc_slot *chunks[MAX_CHUNKS];
+static int nslots;             /* published with release after the chunk */
+static int free_head = -1;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t self_key;
+static int cancel_sig;         /* 0 until aioc_init succeeded */
+
+/* Never the "always zero" flag of a real slot: threads that are not
+ * cancellation points still go through the trampoline, which then behaves as
+ * a plain syscall (the handler ignores them: DISABLE or no slot). */
+static const volatile int never_cancelled = 0;
+
+static aioc_slot *slot_at(int index)
+{
+    if (index < 0 || index >= __atomic_load_n(&nslots, __ATOMIC_ACQUIRE))
+        return NULL;
+    return &chunks[index / CHUNK_SLOTS][index % CHUNK_SLOTS];
+}
+
+static pid_t sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+/* rt_tgsigqueueinfo rather than tgkill: the slot index rides in si_value, so
+ * the handler never needs thread-local storage to find its state. */
+static void send_cancel(aioc_slot *s, pid_t tid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = cancel_sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = getpid();
+    si.si_uid = getuid();
+    si.si_value.sival_int = s->index;
+    syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, cancel_sig, &si);
+}
+
+/*
+ * The 2011 design. A request acts only where no syscall result can exist yet:
+ * PC in [aioc_cp_begin, aioc_cp_end) -> resume at aioc_cp_cancel. Anywhere
+ * else (the syscall returned, or we interrupted another signal handler that
+ * interrupted the syscall) the signal is re-queued to ourselves and left
+ * blocked in the mask the kernel restores on return: it fires again only
+ * when an outer handler returns and restores the trampoline's mask, and then
+ * sees the trampoline's PC. If nothing outer exists, the flag alone carries
+ * the request to the next cancellation point.
+ */
+static void cancel_handler(int sig, siginfo_t *si, void *ctx)
+{
+    int saved_errno = errno;
+    ucontext_t *uc = ctx;
+    aioc_slot *s;
+    pid_t tid;
+    uintptr_t pc;
+
+    if (si->si_code != SI_QUEUE)
+        goto out;
+    s = slot_at(si->si_value.sival_int);
+    if (!s)
+        goto out;
+    tid = sys_gettid();
+    if (s->tid != tid)
+        goto out;
+    if (!__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) || s->state == AIOC_DISABLE)
+        goto out;
+    sigaddset(&uc->uc_sigmask, sig);
+    pc = (uintptr_t)AIOC_PC(uc);
+    if (pc >= (uintptr_t)aioc_cp_begin && pc < (uintptr_t)aioc_cp_end) {
+        AIOC_PC(uc) = (uintptr_t)aioc_cp_cancel;
+        goto out;
+    }
+    send_cancel(s, tid);
+out:
+    errno = saved_errno;
+}
+
+static void slot_release(void *p)
+{
+    aioc_slot *s = p;
+    pthread_mutex_lock(&lock);
+    s->tid = 0;
+    s->in_use = 0;
+    s->ident = 0;
+    s->generation++;
+    s->cancel = 0;
+    s->next_free = free_head;
+    free_head = s->index;
+    pthread_mutex_unlock(&lock);
+}
+
+static void fork_prepare(void) { pthread_mutex_lock(&lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&lock); }
+
+void aioc_atfork_child(void)
+{
+    aioc_slot *me = pthread_getspecific(self_key);
+    int i, n = nslots;
+    pthread_mutex_init(&lock, NULL);
+    free_head = -1;
+    for (i = n - 1; i >= 0; i--) {
+        aioc_slot *s = slot_at(i);
+        if (s == me) {
+            s->tid = sys_gettid();
+            s->sent = 0;
+            continue;
+        }
+        /* Threads other than the forking one do not exist in the child. */
+        s->tid = 0;
+        s->in_use = 0;
+        s->ident = 0;
+        s->cancel = 0;
+        s->generation++;
+        s->next_free = free_head;
+        free_head = i;
+    }
+}
+
+static int signal_is_free(int sig)
+{
+    struct sigaction old;
+    if (sigaction(sig, NULL, &old) != 0)
+        return 0;
+    return !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL;
+}
+
+int aioc_init(int sig)
+{
+    struct sigaction sa;
+    int err;
+
+    if (cancel_sig)
+        return cancel_sig;
+    if (sig > 0) {
+        if (sig < SIGRTMIN || sig > SIGRTMAX)
+            return -EINVAL;
+        if (!signal_is_free(sig))
+            return -EBUSY;
+    } else {
+        for (sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+            if (signal_is_free(sig))
+                break;
+        if (sig > SIGRTMAX)
+            return -EAGAIN;
+    }
+    if ((err = pthread_key_create(&self_key, slot_release)) != 0)
+        return -err;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = cancel_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) != 0) {
+        err = errno;
+        pthread_key_delete(self_key);
+        return -err;
+    }
+    pthread_atfork(fork_prepare, fork_parent, aioc_atfork_child);
+    cancel_sig = sig;
+    return sig;
+}
+
+int aioc_signal(void) { return cancel_sig; }
+
+aioc_slot *aioc_self(void)
+{
+    return cancel_sig ? pthread_getspecific(self_key) : NULL;
+}
+
+/* Called with lock held. */
+static aioc_slot *slot_alloc(void)
+{
+    aioc_slot *s;
+    if (free_head < 0) {
+        int base = nslots, i;
+        aioc_slot *chunk;
+        if (base / CHUNK_SLOTS >= MAX_CHUNKS)
+            return NULL;
+        chunk = calloc(CHUNK_SLOTS, sizeof *chunk);
+        if (!chunk)
+            return NULL;
+        for (i = CHUNK_SLOTS - 1; i >= 0; i--) {
+            chunk[i].index = base + i;
+            chunk[i].state = AIOC_ENABLE;
+            chunk[i].next_free = free_head;
+            free_head = base + i;
+        }
+        chunks[base / CHUNK_SLOTS] = chunk;
+        __atomic_store_n(&nslots, base + CHUNK_SLOTS, __ATOMIC_RELEASE);
+    }
+    s = slot_at(free_head);
+    free_head = s->next_free;
+    return s;
+}
+
+aioc_slot *aioc_register(void)
+{
+    aioc_slot *s = aioc_self();
+    if (s || !cancel_sig)
+        return s;
+    pthread_mutex_lock(&lock);
+    s = slot_alloc();
+    if (s) {
+        s->in_use = 1;
+        s->ident = (unsigned long)pthread_self();
+        s->generation++;
+        s->cancel = 0;
+        s->sent = 0;
+        s->acted = 0;
+        s->state = AIOC_ENABLE;
+        s->tid = sys_gettid();
+    }
+    pthread_mutex_unlock(&lock);
+    if (s && pthread_setspecific(self_key, s) != 0) {
+        slot_release(s);
+        s = NULL;
+    }
+    return s;
+}
+
+int aioc_setstate(aioc_slot *s, int state)
+{
+    int old = s->state;
+    s->state = state;
+    return old;
+}
+
+/* Called with lock held. */
+static int request(aioc_slot *s)
+{
+    if (!__atomic_load_n(&s->cancel, __ATOMIC_RELAXED)) {
+        /* Flag before signal: the handler, and a trampoline entered after
+         * this store, must see it. */
+        __atomic_store_n(&s->cancel, 1, __ATOMIC_SEQ_CST);
+        send_cancel(s, s->tid);
+        s->sent = 1;
+    }
+    return 1;
+}
+
+int aioc_cancel_ident(unsigned long ident)
+{
+    int i, n, r = 0;
+    pthread_mutex_lock(&lock);
+    n = nslots;
+    for (i = 0; i < n; i++) {
+        aioc_slot *s = slot_at(i);
+        if (s->in_use && s->ident == ident) {
+            r = request(s);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+int aioc_cancel_job(int index, uint64_t generation)
+{
+    int r = 0;
+    aioc_slot *s;
+    pthread_mutex_lock(&lock);
+    s = slot_at(index);
+    if (s && s->in_use && s->generation == generation)
+        r = request(s);
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+/* Every signal sent for an earlier generation was queued before we took the
+ * lock in aioc_job_begin, so one drain with the signal blocked removes them
+ * all; the handler may also have left it blocked. */
+static void reset_signal(int drain)
+{
+    static const struct timespec zero = {0, 0};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, cancel_sig);
+    if (drain) {
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        while (sigtimedwait(&set, NULL, &zero) == cancel_sig)
+            ;
+    }
+    /* Also undoes a job that blocked the signal itself: the next job must be
+     * interruptible in its syscalls, not only at flag checks. */
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+uint64_t aioc_job_begin(aioc_slot *s, int state)
+{
+    uint64_t gen;
+    int sent;
+    pthread_mutex_lock(&lock);
+    gen = ++s->generation;
+    sent = s->sent;
+    s->sent = 0;
+    s->cancel = 0;
+    pthread_mutex_unlock(&lock);
+    s->acted = 0;
+    reset_signal(sent);
+    s->state = state;
+    return gen;
+}
+
+int aioc_job_end(aioc_slot *s)
+{
+    int acted = s->acted;
+    s->state = AIOC_DISABLE;
+    pthread_mutex_lock(&lock);
+    s->generation++;
+    pthread_mutex_unlock(&lock);
+    s->acted = 0;
+    return acted;
+}
+
+static int act(aioc_slot *s)
+{
+    int how = s->state == AIOC_ENABLE ? AIOC_ACTED_ENABLE : AIOC_ACTED_MASKED;
+    s->state = AIOC_DISABLE;   /* one-off (2015 post) */
+    s->acted = 1;
+    return how;
+}
+
+int aioc_testcancel(void)
+{
+    aioc_slot *s = aioc_self();
+    if (!s || s->state == AIOC_DISABLE || !__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE))
+        return AIOC_ACTED_NONE;
+    return act(s);
+}
+
+long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
+                     int *acted)
+{
+    aioc_slot *s = aioc_self();
+    long r;
+
+    *acted = AIOC_ACTED_NONE;
+    if (!s || s->state == AIOC_DISABLE)
+        return aioc_syscall_cp_asm(&never_cancelled, nr, a, b, c, d, e, f);
+    r = aioc_syscall_cp_asm(&s->cancel, nr, a, b, c, d, e, f);
+    /* Calls that fail with EINTR instead of restarting (poll, nanosleep,
+     * sockets with timeouts...) return past aioc_cp_end; the flag tells us
+     * the interruption was ours (musl's __syscall_cp_c does the same). */
+    if (r == -EINTR && __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE))
+        r = -ECANCELED;
+    if (r == -ECANCELED && __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE))
+        *acted = act(s);
+    return r;
+}

@@ -1,0 +1,74 @@
+/*
+ * aiocancel's cancellation core: per-thread cancel state, the cancel signal
+ * and its handler, cancel requests aimed at (thread, job generation), and the
+ * C entry point of every cancellable syscall. Python-free: the handler and the
+ * syscall path run without the GIL.
+ */
+#ifndef AIOC_CANCEL_CORE_H
+#define AIOC_CANCEL_CORE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define AIOC_ENABLE  0
+#define AIOC_DISABLE 1
+#define AIOC_MASKED  2
+
+/* How a cancellation point acted, reported to the Python layer. */
+#define AIOC_ACTED_NONE    0
+#define AIOC_ACTED_MASKED  1   /* raise Cancelled (OSError, ECANCELED) */
+#define AIOC_ACTED_ENABLE  2   /* raise ThreadCancelled (BaseException) */
+
+typedef struct aioc_slot {
+    volatile int cancel;      /* pending request; the trampoline loads it */
+    volatile int state;       /* AIOC_ENABLE / AIOC_DISABLE / AIOC_MASKED */
+    volatile pid_t tid;       /* kernel tid while registered, else 0 */
+    int index;                /* travels in si_value so the handler needs no TLS */
+    int acted;                /* a cancellation point reported during this job */
+    /* Fields below are owned by the registry lock. */
+    int in_use;
+    int sent;                 /* a signal went out since the last job_begin */
+    int next_free;
+    unsigned long ident;      /* pthread_self(), i.e. threading.get_ident() */
+    uint64_t generation;
+} aioc_slot;
+
+/* Installs the signal handler. sig <= 0 picks the first real-time signal
+ * without a handler. Returns the signal, or -errno (-EBUSY: sig has a handler,
+ * -EINVAL: not a real-time signal, -EAGAIN: none free). Idempotent. */
+int aioc_init(int sig);
+int aioc_signal(void);
+
+/* The calling thread's slot, or NULL if it never registered. */
+aioc_slot *aioc_self(void);
+/* Registers the calling thread (idempotent); NULL on allocation failure. */
+aioc_slot *aioc_register(void);
+
+int aioc_setstate(aioc_slot *s, int state);  /* returns the old state */
+
+/* Cancel requests. Both return 1 if the target was flagged (or already was),
+ * 0 if no live registered thread / no such job. */
+int aioc_cancel_ident(unsigned long ident);
+int aioc_cancel_job(int index, uint64_t generation);
+
+/* Job bracketing for executor workers: a fresh generation, flag cleared, no
+ * stale cancel signal pending, the signal unblocked. */
+uint64_t aioc_job_begin(aioc_slot *s, int state);
+/* Ends the generation so late requests miss; returns whether a cancellation
+ * point acted during the job. */
+int aioc_job_end(aioc_slot *s);
+
+/* A cancellation point without a syscall: returns AIOC_ACTED_*. */
+int aioc_testcancel(void);
+
+/* Runs syscall nr: a cancellation point for registered threads in ENABLE or
+ * MASKED state, a plain syscall otherwise. Returns the kernel's result
+ * (-errno on error); *acted is set to AIOC_ACTED_* and, when it is not NONE,
+ * the result is -ECANCELED and the state has become DISABLE. */
+long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
+                     int *acted);
+
+/* fork: called in the child; only the calling thread survives. */
+void aioc_atfork_child(void);
+
+#endif

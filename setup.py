@@ -1,0 +1,46 @@
+"""Build: the trampoline (.S), the C cancellation core and the Cython modules.
+
+Only Linux on x86_64 and aarch64 has a trampoline; elsewhere the package
+installs as pure Python and runs in its fallback mode (aiocancel.SUPPORTED is
+False).
+"""
+import platform
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ARCH = {"x86_64": "x86_64", "amd64": "x86_64",
+        "aarch64": "aarch64", "arm64": "aarch64"}.get(platform.machine().lower())
+SUPPORTED = sys.platform.startswith("linux") and ARCH is not None
+
+
+class BuildExt(build_ext):
+    """build_ext that hands .S files to the C compiler (gcc/clang run cpp and
+    the assembler on them)."""
+
+    def build_extensions(self):
+        if ".S" not in self.compiler.src_extensions:
+            self.compiler.src_extensions.append(".S")
+        super().build_extensions()
+
+
+def extensions():
+    if not SUPPORTED:
+        return []
+    from Cython.Build import cythonize
+
+    common = dict(include_dirs=["cysrc"],
+                  extra_compile_args=["-O2", "-fno-strict-aliasing"])
+    exts = [
+        Extension("aiocancel._cancel",
+                  ["cysrc/aiocancel/_cancel.pyx", "cysrc/cancel_core.c",
+                   f"asm/{ARCH}/syscall_cp.S"], **common),
+        Extension("aiocancel._syscalls", ["cysrc/aiocancel/_syscalls.pyx"], **common),
+        Extension("aiocancel._testhelper", ["cysrc/aiocancel/_testhelper.pyx"], **common),
+    ]
+    return cythonize(exts, include_path=["cysrc"],
+                     compiler_directives={"language_level": 3})
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
