@@ -12,6 +12,8 @@ from . import syscalls
 from ._backend import SUPPORTED
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
+from ._loop import get_executor, install, to_thread
+from .executor import Executor
 
 CANCEL_ENABLE: int = _cancel.CANCEL_ENABLE
 CANCEL_DISABLE: int = _cancel.CANCEL_DISABLE
@@ -29,4 +31,5 @@ __all__ = [
     "CANCEL_ENABLE", "CANCEL_DISABLE", "CANCEL_MASKED",
     "setcancelstate", "getcancelstate", "masked", "cancel_thread",
     "testcancel", "cancel_signal", "syscalls",
+    "Executor", "to_thread", "install", "get_executor",
 ]

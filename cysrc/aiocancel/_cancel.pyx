@@ -172,8 +172,10 @@ def _worker_slot():
 
 
 def _job_begin():
-    """Start a job in MASKED state; return its generation."""
-    return aioc_job_begin(_registered(), AIOC_MASKED)
+    """Start a job in MASKED state; return ``(slot, generation)``, the
+    address `_cancel_job` takes."""
+    cdef aioc_slot *s = _registered()
+    return (s.index, aioc_job_begin(s, AIOC_MASKED))
 
 
 def _job_end():

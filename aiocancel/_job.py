@@ -1,0 +1,109 @@
+"""A job on an aiocancel worker thread, and the cancel protocol that every
+front end (Executor futures, to_thread, the anyio backends) shares.
+
+A job is QUEUED, then RUNNING on a worker under a fresh job generation, then
+DONE. `Job.cancel()` may be called from any thread at any time:
+
+* QUEUED: the job will not run; it ends cancelled.
+* RUNNING: the request goes to (worker slot, generation); it acts at the
+  job's next cancellation point, or never if the job finishes first. The
+  generation makes a late request miss the worker's next job.
+* DONE: nothing happens.
+
+No lock is needed: `run` publishes (slot, generation) before RUNNING and
+re-checks `cancel_requested` after it, while `cancel` sets the request before
+reading the state, so (with the GIL ordering the two threads' steps) at least
+one of them sends the request whenever both overlap.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from ._backend import cancel as _cancel
+from ._errors import Cancelled, ThreadCancelled
+
+QUEUED, RUNNING, DONE = 0, 1, 2
+
+_job_begin = _cancel._job_begin
+_job_end = _cancel._job_end
+_cancel_job = _cancel._cancel_job
+
+
+class Job:
+    """One call of `fn(*args, **kwargs)` on a worker; subclasses deliver it."""
+
+    __slots__ = ("fn", "args", "kwargs", "state", "cancel_requested", "slot",
+                 "generation", "result", "exc", "acted")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.state = QUEUED
+        self.cancel_requested = False
+        self.result: Any = None
+        self.exc: BaseException | None = None
+        self.acted = False
+
+    def run(self) -> None:
+        """Worker side: run the job in MASKED state, then deliver it."""
+        if self.cancel_requested:
+            self.exc = Cancelled()
+            self.acted = True
+        else:
+            self.slot, self.generation = _job_begin()
+            self.state = RUNNING
+            if self.cancel_requested:
+                _cancel_job(self.slot, self.generation)
+            try:
+                self.result = self.fn(*self.args, **self.kwargs)
+            except BaseException as exc:
+                self.exc = exc
+            finally:
+                self.acted = _job_end()
+        self.fn = self.args = self.kwargs = None
+        self.state = DONE
+        self._finish()
+
+    def cancel(self) -> bool:
+        """Request cancellation (any thread); False if the job was done."""
+        if self.state == DONE:
+            return False
+        self.cancel_requested = True
+        if self.state == RUNNING:
+            _cancel_job(self.slot, self.generation)
+        return True
+
+    def ended_cancelled(self) -> bool:
+        """The rule every front end applies: the job counts as cancelled if
+        it raised Cancelled/ThreadCancelled, or raised anything after one of
+        its cancellation points acted (a library that turned Cancelled into
+        its own error). A job that returned a value was not cancelled."""
+        exc = self.exc
+        return exc is not None and (
+            self.acted or isinstance(exc, (Cancelled, ThreadCancelled)))
+
+    def fail(self, exc: BaseException) -> None:
+        """End a job that never ran (broken or shut-down pool)."""
+        self.exc = exc
+        self.fn = self.args = self.kwargs = None
+        self.state = DONE
+        self._finish()
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+
+def close_abandoned(result: Any) -> None:
+    """Default `on_abandoned_result`: release what a late result holds.
+
+    Objects with ``close()`` (sockets, files) are closed, and so is the fd of
+    an ``(fd, address)`` pair as `aiocancel.syscalls.accept` returns it. A bare
+    int is left alone: it may be a count, not an fd."""
+    close = getattr(result, "close", None)
+    if callable(close):
+        close()
+    elif (isinstance(result, tuple) and len(result) == 2
+          and isinstance(result[0], int) and not isinstance(result[0], bool)):
+        os.close(result[0])
