@@ -186,7 +186,13 @@ def _job_end():
 
 def _cancel_job(int slot, uint64_t generation):
     """Request cancellation of job `generation` on worker `slot`."""
-    return bool(aioc_cancel_job(slot, generation))
+    cdef int r
+    # Without the GIL: the signal wakes the worker, which needs the GIL to
+    # raise Cancelled; holding it here would make the worker wait for the
+    # rest of the canceller's Python code (measured: +10 us per cancel).
+    with nogil:
+        r = aioc_cancel_job(slot, generation)
+    return bool(r)
 
 
 def _pending():
