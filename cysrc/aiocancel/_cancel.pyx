@@ -147,8 +147,11 @@ def cancel_thread(ident):
         raise TypeError(f"thread ident must be an int, not {type(ident).__name__}")
     if ident < 0 or ident.bit_length() > 8 * sizeof(unsigned long):
         return False
+    cdef int r
     value = ident
-    return bool(aioc_cancel_ident(value))
+    with nogil:    # as in _cancel_job: the woken thread may need the GIL
+        r = aioc_cancel_ident(value)
+    return bool(r)
 
 
 def testcancel():
