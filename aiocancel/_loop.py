@@ -17,15 +17,22 @@ T = TypeVar("T")
 _installed: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Executor]" = (
     weakref.WeakKeyDictionary())
 _default_executor: Executor | None = None
-_default_pid = 0
+
+
+def _forget_module_executor() -> None:
+    # A forked child inherits the object but not its threads. (Checked at
+    # fork rather than with getpid() on every call: one syscall less.)
+    global _default_executor
+    _default_executor = None
+
+
+os.register_at_fork(after_in_child=_forget_module_executor)
 
 
 def _module_executor() -> Executor:
-    global _default_executor, _default_pid
-    if _default_executor is None or _default_pid != os.getpid():
-        # A forked child inherits the object but not its threads.
+    global _default_executor
+    if _default_executor is None:
         _default_executor = Executor()
-        _default_pid = os.getpid()
     return _default_executor
 
 
@@ -38,7 +45,9 @@ def get_executor(loop: asyncio.AbstractEventLoop | None = None) -> Executor:
     executor = getattr(loop, "_default_executor", None)
     if isinstance(executor, Executor):
         return executor
-    executor = _installed.get(loop)
+    # Only consult the weak mapping when install() was used: looking a loop
+    # up in it builds a weakref each time.
+    executor = _installed.get(loop) if _installed else None
     return executor if executor is not None else _module_executor()
 
 
