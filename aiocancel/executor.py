@@ -1,8 +1,12 @@
 """`Executor`: a ThreadPoolExecutor whose futures can cancel running jobs."""
 from __future__ import annotations
 
+import collections
 import queue
+import threading
+import weakref
 from concurrent.futures import Future
+from concurrent.futures import _base
 from concurrent.futures import thread as _thread
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool, ThreadPoolExecutor
@@ -71,6 +75,66 @@ class _FutureJob(Job):
         self.exc = None   # the future holds it; break the traceback cycle
 
 
+class _IdleWorkers:
+    """What ThreadPoolExecutor keeps in ``_idle_semaphore``: one token per
+    worker waiting for a job, taken by a submit that then needs no new
+    thread. A threading.Semaphore costs a Condition round (some 3 us of
+    Python) in every job's hop; deque.append and pop are atomic under the
+    GIL, so tokens need no lock."""
+
+    __slots__ = ("_tokens",)
+
+    def __init__(self) -> None:
+        self._tokens: collections.deque[None] = collections.deque()
+
+    def release(self) -> None:
+        self._tokens.append(None)
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take a token if there is one; never waits (ThreadPoolExecutor
+        only ever asks with timeout=0)."""
+        try:
+            self._tokens.pop()
+        except IndexError:
+            return False
+        return True
+
+
+def _work(executor_ref: "weakref.ref[Executor]", work_queue: queue.SimpleQueue,
+          idle: _IdleWorkers, initializer: Callable[..., object] | None,
+          initargs: tuple) -> None:
+    """A worker thread: ThreadPoolExecutor's loop, minus what a job hop does
+    not need (the exception-driven queue probe of 3.12+, the semaphore)."""
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException:
+            _base.LOGGER.critical("Exception in initializer:", exc_info=True)
+            executor = executor_ref()
+            if executor is not None:
+                executor._initializer_failed()
+            return
+    get, empty, ready = work_queue.get, work_queue.empty, idle.release
+    try:
+        while True:
+            if empty():
+                ready()     # about to wait: a submit may count on us
+            job = get()
+            if job is not None:
+                job.run()
+                del job     # no reference kept while waiting (GH-60488)
+                continue
+            executor = executor_ref()
+            if _thread._shutdown or executor is None or executor._shutdown:
+                if executor is not None:
+                    executor._shutdown = True
+                work_queue.put(None)    # wake the next worker to exit too
+                return
+            del executor
+    except BaseException:
+        _base.LOGGER.critical("Exception in worker", exc_info=True)
+
+
 class Executor(ThreadPoolExecutor):
     """A drop-in `concurrent.futures.ThreadPoolExecutor` with cancellable jobs.
 
@@ -88,6 +152,7 @@ class Executor(ThreadPoolExecutor):
                  initargs: tuple = ()) -> None:
         super().__init__(max_workers, thread_name_prefix or "aiocancel",
                          initializer, initargs)
+        self._idle_semaphore = _IdleWorkers()  # type: ignore[assignment]
 
     def submit(self, fn: Callable[..., T], /, *args: Any,
                **kwargs: Any) -> "Future[T]":
@@ -108,6 +173,24 @@ class Executor(ThreadPoolExecutor):
                                    "interpreter shutdown")
             self._work_queue.put(job)
             self._adjust_thread_count()
+
+    def _adjust_thread_count(self) -> None:
+        # As ThreadPoolExecutor's, with the leaner worker loop `_work`.
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+
+        def wake_on_collect(_: object, q: queue.SimpleQueue = self._work_queue) -> None:
+            q.put(None)
+
+        count = len(self._threads)
+        if count < self._max_workers:
+            thread = threading.Thread(
+                name=f"{self._thread_name_prefix or self}_{count}", target=_work,
+                args=(weakref.ref(self, wake_on_collect), self._work_queue,
+                      self._idle_semaphore, self._initializer, self._initargs))
+            thread.start()
+            self._threads.add(thread)
+            _thread._threads_queues[thread] = self._work_queue
 
     def _drain(self, exc: BaseException | None) -> None:
         # Called with _shutdown_lock held: no submit can interleave.
