@@ -159,6 +159,19 @@ def _cancel_job(index: int, generation: int) -> bool:
         return _request(slot if slot is not None and slot.generation == generation else None)
 
 
+def _set_transparent(on: bool) -> None:
+    """No foreign syscall can be interrupted in fallback mode: a no-op."""
+    _register()
+
+
+def _transparent() -> bool:
+    return False
+
+
+def _delivered(slot: int) -> int:
+    return 0
+
+
 def _pending() -> bool:
     slot = _self()
     return bool(slot is not None and slot.cancel)

@@ -189,6 +189,24 @@ def _cancel_job(int slot, uint64_t generation):
     return bool(aioc_cancel_job(slot, generation))
 
 
+def _set_transparent(bint on):
+    """Make the calling thread's (a worker's) foreign syscalls cancellation
+    points too; see aiocancel.transparent."""
+    aioc_set_transparent(_registered(), on)
+
+
+def _transparent():
+    """Whether the calling thread is in transparent mode."""
+    cdef aioc_slot *s = aioc_self()
+    return s is not NULL and bool(s.transparent)
+
+
+def _delivered(int slot):
+    """How many cancel signals worker `slot` has handled (tests)."""
+    cdef aioc_slot *s = aioc_slot_at(slot)
+    return 0 if s is NULL else s.delivered
+
+
 def _pending():
     """Whether the calling thread has a pending request (tests, diagnostics)."""
     cdef aioc_slot *s = aioc_self()
