@@ -258,9 +258,13 @@ aioc_slot *aioc_register(void)
         s->in_use = 1;
         s->ident = (unsigned long)pthread_self();
         s->generation++;
+        /* A recycled slot must not carry its previous thread's modes. */
         s->cancel = 0;
         s->sent = 0;
         s->acted = 0;
+        s->transparent = 0;
+        s->expect_pc = 0;
+        s->delivered = 0;
         s->state = AIOC_ENABLE;
         s->tid = sys_gettid();
     }

@@ -18,28 +18,13 @@ import pytest
 
 import aiocancel
 from aiocancel import _cancel
+from conftest import fd_count, wait_blocked
 
 pytestmark = pytest.mark.skipif(not aiocancel.SUPPORTED,
                                 reason="fallback mode interrupts nothing")
 
 libc = ctypes.CDLL(None, use_errno=True)
 JOIN = 20.0
-
-
-def fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def wait_blocked(native_id: int, limit: float = 10.0) -> None:
-    """Until the thread sleeps in the kernel (state S), so the cancel really
-    interrupts a blocked call."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        with open(f"/proc/self/task/{native_id}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "S":
-                return
-        time.sleep(0.0005)
-    raise AssertionError(f"thread {native_id} never blocked")
 
 
 class Probe:
@@ -71,14 +56,6 @@ def executor():
     ex = aiocancel.Executor(1, transparent=True)
     yield ex
     ex.shutdown(wait=True, cancel_futures=True)
-
-
-@pytest.fixture
-def pipe():
-    r, w = os.pipe()
-    yield r, w
-    os.close(r)
-    os.close(w)
 
 
 def test_ctypes_libc_read_is_cancelled(executor, pipe):
@@ -392,3 +369,26 @@ def test_asyncio_maps_a_foreign_ecanceled_to_cancellation(pipe):
         assert aiocancel.get_executor() is executor
 
     asyncio.run(main())
+
+
+def test_a_recycled_slot_does_not_inherit_transparent_mode():
+    """Thread slots are recycled (LIFO) when threads exit; the next thread
+    must start with transparent mode off."""
+    seen = []
+
+    def transparent_thread():
+        aiocancel.transparent.enable()
+        seen.append(("first", aiocancel.transparent.enabled(), _cancel._worker_slot()))
+
+    def plain_thread():
+        seen.append(("second", aiocancel.transparent.enabled(), _cancel._worker_slot()))
+
+    for target in (transparent_thread, plain_thread):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(JOIN)
+        assert not thread.is_alive()
+    (_, first_on, first_slot), (_, second_on, second_slot) = seen
+    assert first_on is True
+    assert second_slot == first_slot      # the slot really was recycled
+    assert second_on is False
