@@ -68,6 +68,17 @@ int aioc_testcancel(void);
 long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
                      int *acted);
 
+/* Event counters since aioc_init, for tests and the stress command. */
+#define AIOC_STAT_SENT        0  /* requests that sent the signal */
+#define AIOC_STAT_SEND_ESRCH  1  /* ...to a thread that no longer existed */
+#define AIOC_STAT_SEND_FAILED 2  /* ...that failed otherwise (queue full) */
+#define AIOC_STAT_HANDLED     3  /* handler runs */
+#define AIOC_STAT_REDIRECTED  4  /* ...that sent the thread to the cancel path */
+#define AIOC_STAT_DEFERRED    5  /* ...that re-queued (syscall done, or nested) */
+#define AIOC_STAT_IGNORED     6  /* ...with nothing to do (stale, DISABLE) */
+#define AIOC_NSTATS           7
+void aioc_stats(unsigned long out[AIOC_NSTATS]);
+
 /* fork: called in the child; only the calling thread survives. */
 void aioc_atfork_child(void);
 

@@ -22,6 +22,8 @@ cdef extern from "cancel_core.h" nogil:
     uint64_t aioc_job_begin(aioc_slot *s, int state)
     int aioc_job_end(aioc_slot *s)
     int aioc_testcancel()
+    int AIOC_NSTATS
+    void aioc_stats(unsigned long *out)
     long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e,
                          long f, int *acted)
 
