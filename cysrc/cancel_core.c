@@ -47,6 +47,11 @@ pthread_mutex_t aioc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t self_key;
 static int cancel_sig;         /* 0 until aioc_init succeeded */
 
+/* Event counters (aioc_stats): relaxed atomics, lock-free on every supported
+ * architecture, so the signal handler may bump them. */
+static unsigned long stats[AIOC_NSTATS];
+#define COUNT(i) __atomic_fetch_add(&stats[i], 1, __ATOMIC_RELAXED)
+
 /* Never the "always zero" flag of a real slot: threads that are not
  * cancellation points still go through the trampoline, which then behaves as
  * a plain syscall (the handler ignores them: DISABLE or no slot). */
@@ -75,7 +80,10 @@ void aioc_send_cancel(aioc_slot *s, pid_t tid)
     si.si_pid = getpid();
     si.si_uid = getuid();
     si.si_value.sival_int = s->index;
-    syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, cancel_sig, &si);
+    /* ESRCH here would mean a signal aimed at an exited thread: the registry
+     * lock makes that impossible, and the counter lets tests prove it. */
+    if (syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, cancel_sig, &si) != 0)
+        COUNT(errno == ESRCH ? AIOC_STAT_SEND_ESRCH : AIOC_STAT_SEND_FAILED);
 }
 
 /*
@@ -96,21 +104,22 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
     pid_t tid;
     uintptr_t pc;
 
+    COUNT(AIOC_STAT_HANDLED);
     if (si->si_code != SI_QUEUE)
-        goto out;
+        goto ignore;
     s = slot_at(si->si_value.sival_int);
     if (!s)
-        goto out;
+        goto ignore;
     tid = sys_gettid();
     if (s->tid != tid)
-        goto out;
-    s->delivered++;
+        goto ignore;
     if (!__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) || s->state == AIOC_DISABLE)
-        goto out;
+        goto ignore;
     pc = (uintptr_t)AIOC_PC(uc);
     if (pc >= (uintptr_t)aioc_cp_begin && pc < (uintptr_t)aioc_cp_end) {
         sigaddset(&uc->uc_sigmask, sig);
         AIOC_PC(uc) = (uintptr_t)aioc_cp_cancel;
+        COUNT(AIOC_STAT_REDIRECTED);
         goto out;
     }
     if (s->transparent) {
@@ -120,11 +129,16 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
         if (aioc_foreign_cancel(s, uc)) {
             s->state = AIOC_DISABLE;
             s->acted = 1;
+            COUNT(AIOC_STAT_FOREIGN);
         }
         goto out;
     }
     sigaddset(&uc->uc_sigmask, sig);
+    COUNT(AIOC_STAT_DEFERRED);
     aioc_send_cancel(s, tid);
+    goto out;
+ignore:
+    COUNT(AIOC_STAT_IGNORED);
 out:
     errno = saved_errno;
 }
@@ -216,6 +230,13 @@ int aioc_init(int sig)
 
 int aioc_signal(void) { return cancel_sig; }
 
+void aioc_stats(unsigned long out[AIOC_NSTATS])
+{
+    int i;
+    for (i = 0; i < AIOC_NSTATS; i++)
+        out[i] = __atomic_load_n(&stats[i], __ATOMIC_RELAXED);
+}
+
 aioc_slot *aioc_self(void)
 {
     return cancel_sig ? pthread_getspecific(self_key) : NULL;
@@ -264,7 +285,6 @@ aioc_slot *aioc_register(void)
         s->acted = 0;
         s->transparent = 0;
         s->expect_pc = 0;
-        s->delivered = 0;
         s->state = AIOC_ENABLE;
         s->tid = sys_gettid();
     }
@@ -295,6 +315,7 @@ static int request(aioc_slot *s)
         /* Flag before signal: the handler, and a trampoline entered after
          * this store, must see it. */
         __atomic_store_n(&s->cancel, 1, __ATOMIC_SEQ_CST);
+        COUNT(AIOC_STAT_SENT);
         if (s->transparent)
             aioc_resender_kick(s);   /* probes /proc first, then signals */
         else

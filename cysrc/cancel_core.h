@@ -30,7 +30,6 @@ typedef struct aioc_slot {
      * syscall the thread was seen blocked in (/proc/self/task/TID/syscall),
      * published before the signal that may interrupt it; 0 if none. */
     volatile uintptr_t expect_pc;
-    volatile unsigned long delivered;  /* cancel signals handled (diagnostics) */
     /* Fields below are owned by the registry lock. */
     int in_use;
     int sent;                 /* a signal went out since the last job_begin */
@@ -80,6 +79,18 @@ long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
 
 /* Transparent mode for the calling thread's jobs (see transparent.c). */
 void aioc_set_transparent(aioc_slot *s, int on);
+
+/* Event counters since aioc_init, for tests and the stress command. */
+#define AIOC_STAT_SENT        0  /* requests that sent the signal */
+#define AIOC_STAT_SEND_ESRCH  1  /* ...to a thread that no longer existed */
+#define AIOC_STAT_SEND_FAILED 2  /* ...that failed otherwise (queue full) */
+#define AIOC_STAT_HANDLED     3  /* handler runs */
+#define AIOC_STAT_REDIRECTED  4  /* ...that sent the thread to the cancel path */
+#define AIOC_STAT_DEFERRED    5  /* ...that re-queued (syscall done, or nested) */
+#define AIOC_STAT_IGNORED     6  /* ...with nothing to do (stale, DISABLE) */
+#define AIOC_STAT_FOREIGN     7  /* ...that failed a foreign syscall (transparent) */
+#define AIOC_NSTATS           8
+void aioc_stats(unsigned long out[AIOC_NSTATS]);
 
 /* fork: called in the child; only the calling thread survives. */
 void aioc_atfork_child(void);

@@ -6,7 +6,6 @@ cdef extern from "cancel_core.h" nogil:
         int cancel
         int index
         int transparent
-        unsigned long delivered
         int state
     int AIOC_ENABLE
     int AIOC_DISABLE
@@ -26,6 +25,8 @@ cdef extern from "cancel_core.h" nogil:
     int aioc_job_end(aioc_slot *s)
     int aioc_testcancel()
     void aioc_set_transparent(aioc_slot *s, int on)
+    int AIOC_NSTATS
+    void aioc_stats(unsigned long *out)
     long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e,
                          long f, int *acted)
 
