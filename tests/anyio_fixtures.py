@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import anyio
 import pytest
 
 import aiocancel.anyio
 from aiocancel import syscalls
+from aiocancel._backend import cancel as _cancel_impl
 
 from conftest import JOIN_TIMEOUT
 
@@ -41,6 +43,14 @@ async def wait_event(event: threading.Event, timeout: float = JOIN_TIMEOUT) -> N
     with anyio.fail_after(timeout):
         while not event.is_set():
             await anyio.sleep(0.001)
+
+
+def wait_for_request(timeout: float = JOIN_TIMEOUT) -> None:
+    """In a job: wait until a cancel request is pending for it."""
+    deadline = time.monotonic() + timeout
+    while not _cancel_impl._pending():
+        assert time.monotonic() < deadline, "no cancel request reached the job"
+        time.sleep(0.001)
 
 
 class PipeReader:

@@ -11,13 +11,11 @@ import anyio.to_thread
 import pytest
 
 import aiocancel
-from aiocancel._backend import cancel as _cancel_impl
-from anyio_fixtures import anyio_backend, installed, reader, wait_event  # noqa: F401
+from anyio_fixtures import (anyio_backend, installed, reader, wait_event,  # noqa: F401
+                            wait_for_request)
 from conftest import JOIN_TIMEOUT, requires_core, wait_blocked
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("installed")]
-
-_pending = _cancel_impl._pending
 
 
 def cancelled_exc() -> type[BaseException]:
@@ -121,14 +119,6 @@ async def test_abandon_still_frees_worker(reader):
         while limiter.borrowed_tokens:
             await anyio.sleep(0.001)
     await assert_limiter_free(limiter)
-
-
-def wait_for_request() -> None:
-    """In a job: wait until a cancel request is pending for it."""
-    deadline = time.monotonic() + JOIN_TIMEOUT
-    while not _pending():
-        assert time.monotonic() < deadline, "no cancel request reached the job"
-        time.sleep(0.001)
 
 
 async def test_result_that_came_first_is_returned_and_cancel_stays_pending():

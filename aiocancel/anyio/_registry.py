@@ -6,7 +6,7 @@ import sys
 import threading
 from typing import Any
 
-from ._compat import UnsupportedAnyioError, require
+from ._compat import require, require_trio
 
 __all__ = ["install", "uninstall", "backend_class", "backend_name", "NAMES"]
 
@@ -41,16 +41,15 @@ def backend_name(backend: type) -> str:
 
 
 def _available() -> dict[str, type]:
-    classes = {}
-    for name in NAMES:
-        try:
-            classes[name] = backend_class(name)
-        except UnsupportedAnyioError:
+    classes = {"asyncio": backend_class("asyncio")}
+    try:
+        require_trio()
+    except ModuleNotFoundError as exc:
+        # Only a missing trio is fine: anyio[trio] is optional.
+        if exc.name not in ("trio", "outcome"):
             raise
-        except ModuleNotFoundError as exc:
-            # Only a missing trio is fine: anyio[trio] is optional.
-            if name != "trio" or exc.name not in ("trio", "outcome"):
-                raise
+    else:
+        classes["trio"] = backend_class("trio")
     return classes
 
 
