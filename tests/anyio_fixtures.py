@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import Awaitable, Callable
 
 import anyio
 import pytest
@@ -16,7 +17,7 @@ import aiocancel.anyio
 from aiocancel import syscalls
 from aiocancel._backend import cancel as _cancel_impl
 
-from conftest import JOIN_TIMEOUT
+from conftest import JOIN_TIMEOUT, wait_blocked
 
 BACKENDS = [
     pytest.param(("asyncio", {}), id="asyncio"),
@@ -43,6 +44,37 @@ async def wait_event(event: threading.Event, timeout: float = JOIN_TIMEOUT) -> N
     with anyio.fail_after(timeout):
         while not event.is_set():
             await anyio.sleep(0.001)
+
+
+async def cancel_when_started(started: threading.Event, call: Callable[[], Awaitable],
+                              before_cancel: Callable[[], object] | None = None,
+                              after_cancel: Callable[[], object] | None = None
+                              ) -> anyio.CancelScope:
+    """Await `call()` inside a cancel scope in a child task; once a worker
+    set `started` (and `before_cancel()` returned), cancel the scope, let
+    the loop run once, and call `after_cancel()`. Returns the scope, exited."""
+    scope = anyio.CancelScope()
+
+    async def child() -> None:
+        with scope:
+            await call()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(child)
+        await wait_event(started)
+        if before_cancel is not None:
+            before_cancel()
+        scope.cancel()
+        if after_cancel is not None:
+            await anyio.sleep(0)
+            after_cancel()
+    return scope
+
+
+def blocked_in_read(r: "PipeReader") -> Callable[[], object]:
+    """A `before_cancel` that waits until `r`'s worker sleeps in read(2)."""
+    return lambda: wait_blocked(r.native_id, "read", r.r,
+                                alive=lambda: not r.ended.is_set())
 
 
 def wait_for_request(timeout: float = JOIN_TIMEOUT) -> None:

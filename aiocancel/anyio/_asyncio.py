@@ -14,7 +14,7 @@ from anyio._backends import _asyncio as _anyio_asyncio  # noqa: E402
 from anyio._core._eventloop import claim_worker_thread, threadlocals  # noqa: E402
 
 from .._loop import _rearm  # noqa: E402
-from ._job import AnyioJob, worker_context  # noqa: E402
+from ._job import AnyioJob, WorkerBackend, worker_context  # noqa: E402
 from ._pool import get_executor  # noqa: E402
 
 __all__ = ["AsyncIOBackend", "run_in_worker"]
@@ -106,31 +106,8 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple,
     return job.take()
 
 
-class AsyncIOBackend(_anyio_asyncio.backend_class):  # type: ignore[misc, valid-type]
-    """anyio's asyncio backend whose worker threads are aiocancel workers.
+class AsyncIOBackend(WorkerBackend, _anyio_asyncio.backend_class):  # type: ignore[misc, valid-type]
+    """anyio's asyncio backend (asyncio and uvloop loops) with aiocancel
+    worker threads (see `WorkerBackend`)."""
 
-    ``anyio.to_thread.run_sync(func, *args)`` runs ``func`` in MASKED state,
-    so its `aiocancel.syscalls` calls and `aiocancel.testcancel` are
-    cancellation points. When the enclosing cancel scope is cancelled, the
-    request goes to the worker and the task waits for it, then raises
-    anyio's cancellation exception, or returns the result if the call
-    completed first (the cancellation then stays pending for the next
-    checkpoint). With ``abandon_on_cancel=True`` the task does not wait, the
-    request is still sent and a late result is dropped. The limiter token is
-    held until the worker is free. ``anyio.from_thread`` works as in anyio's
-    own worker threads.
-    """
-
-    @classmethod
-    async def run_sync_in_worker_thread(cls, func: Callable[..., T], args: tuple,
-                                        abandon_on_cancel: bool = False,
-                                        limiter: Any = None) -> T:
-        return await run_in_worker(cls, func, args, abandon_on_cancel, limiter, None)
-
-    @classmethod
-    async def aiocancel_run_sync(cls, func: Callable[..., T], args: tuple,
-                                 abandon_on_cancel: bool, limiter: Any,
-                                 on_abandoned: Callable[[Any], object] | None) -> T:
-        """`aiocancel.anyio.run_sync` on this backend."""
-        return await run_in_worker(cls, func, args, abandon_on_cancel, limiter,
-                                   on_abandoned)
+    run_in_worker = staticmethod(run_in_worker)

@@ -1,4 +1,5 @@
-"""The job an anyio backend runs on an aiocancel worker.
+"""The job an anyio backend runs on an aiocancel worker, and the backend
+mixin that starts it.
 
 Both backends share the life cycle: the task borrows a limiter token on the
 job's behalf, a worker runs the job in MASKED state, and the job's end is
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, ClassVar, TypeVar
 
 from .._job import Job
 
-__all__ = ["AnyioJob", "worker_context"]
+__all__ = ["AnyioJob", "WorkerBackend", "worker_context"]
+
+T = TypeVar("T")
 
 _log = logging.getLogger("aiocancel.anyio")
 
@@ -88,3 +91,39 @@ class AnyioJob(Job):
             raise exc
         result, self.result = self.result, None
         return result
+
+
+class WorkerBackend:
+    """Mixin that puts an anyio backend's worker threads on aiocancel.
+
+    ``anyio.to_thread.run_sync(func, *args)`` (``run_sync_in_worker_thread``)
+    runs ``func`` on an aiocancel worker in MASKED state, so its
+    `aiocancel.syscalls` calls and `aiocancel.testcancel` are cancellation
+    points. When the enclosing cancel scope is cancelled, the request goes
+    to the worker and the task waits for it, then raises the backend's
+    cancellation exception, or returns the result if the call completed
+    first (the cancellation stays pending for the next checkpoint). With
+    ``abandon_on_cancel=True`` the task does not wait, the request is still
+    sent and a late result is dropped. The limiter token is held until the
+    worker is free. ``anyio.from_thread`` (and, on trio,
+    ``trio.from_thread``) works as in the backend's own worker threads.
+
+    The backend class supplies ``run_in_worker(backend, func, args,
+    abandon_on_cancel, limiter, on_abandoned)``.
+    """
+
+    run_in_worker: ClassVar[Callable[..., Awaitable[Any]]]
+
+    @classmethod
+    async def run_sync_in_worker_thread(cls, func: Callable[..., T], args: tuple,
+                                        abandon_on_cancel: bool = False,
+                                        limiter: Any = None) -> T:
+        return await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter, None)
+
+    @classmethod
+    async def aiocancel_run_sync(cls, func: Callable[..., T], args: tuple,
+                                 abandon_on_cancel: bool, limiter: Any,
+                                 on_abandoned: Callable[[Any], object] | None) -> T:
+        """`aiocancel.anyio.run_sync` on this backend."""
+        return await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter,
+                                       on_abandoned)

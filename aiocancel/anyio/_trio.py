@@ -15,7 +15,7 @@ from anyio._backends import _trio as _anyio_trio  # noqa: E402
 from anyio._core._eventloop import claim_worker_thread  # noqa: E402
 from trio._threads import PARENT_TASK_DATA, Run, RunSync  # noqa: E402
 
-from ._job import AnyioJob, worker_context  # noqa: E402
+from ._job import AnyioJob, WorkerBackend, worker_context  # noqa: E402
 from ._pool import get_executor  # noqa: E402
 
 __all__ = ["TrioBackend", "run_in_worker"]
@@ -116,31 +116,8 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple,
     return job.take()
 
 
-class TrioBackend(_anyio_trio.backend_class):  # type: ignore[misc, valid-type]
-    """anyio's trio backend whose worker threads are aiocancel workers.
+class TrioBackend(WorkerBackend, _anyio_trio.backend_class):  # type: ignore[misc, valid-type]
+    """anyio's trio backend with aiocancel worker threads (see
+    `WorkerBackend`): cancellation raises ``trio.Cancelled``."""
 
-    ``anyio.to_thread.run_sync(func, *args)`` runs ``func`` in MASKED state,
-    so its `aiocancel.syscalls` calls and `aiocancel.testcancel` are
-    cancellation points. When the enclosing cancel scope is cancelled, the
-    request goes to the worker and the task waits for it, then raises
-    ``trio.Cancelled``, or returns the result if the call completed first
-    (the scope stays cancelled, so the next checkpoint raises). With
-    ``abandon_on_cancel=True`` the task does not wait, the request is still
-    sent and a late result is dropped. The limiter token is held until the
-    worker is free. ``anyio.from_thread`` and ``trio.from_thread`` work as in
-    trio's own worker threads.
-    """
-
-    @classmethod
-    async def run_sync_in_worker_thread(cls, func: Callable[..., T], args: tuple,
-                                        abandon_on_cancel: bool = False,
-                                        limiter: Any = None) -> T:
-        return await run_in_worker(cls, func, args, abandon_on_cancel, limiter, None)
-
-    @classmethod
-    async def aiocancel_run_sync(cls, func: Callable[..., T], args: tuple,
-                                 abandon_on_cancel: bool, limiter: Any,
-                                 on_abandoned: Callable[[Any], object] | None) -> T:
-        """`aiocancel.anyio.run_sync` on this backend."""
-        return await run_in_worker(cls, func, args, abandon_on_cancel, limiter,
-                                   on_abandoned)
+    run_in_worker = staticmethod(run_in_worker)
