@@ -76,14 +76,23 @@ async def test_fail_after_raises_timeout(reader):
 @requires_core
 async def test_task_group_cancel(reader):
     readers = [reader() for _ in range(3)]
+    outcomes = []
+
+    async def call(r):
+        try:
+            await run_sync(r)
+        except anyio.get_cancelled_exc_class():
+            outcomes.append("cancelled")
+            raise
+
     async with anyio.create_task_group() as tg:
         for r in readers:
-            tg.start_soon(run_sync, r)
+            tg.start_soon(call, r)
         for r in readers:
             await wait_event(r.started)
             blocked_in_read(r)()
         tg.cancel_scope.cancel()
-    assert tg.cancel_scope.cancelled_caught
+    assert outcomes == ["cancelled"] * 3
     assert all(isinstance(r.exc, aiocancel.Cancelled) for r in readers)
     await assert_limiter_free(anyio.to_thread.current_default_thread_limiter())
 
