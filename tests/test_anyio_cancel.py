@@ -245,3 +245,25 @@ def test_native_task_cancel_stays_pending(use_uvloop):
 
     assert anyio.run(main, backend="asyncio",
                      backend_options={"use_uvloop": use_uvloop}) == "result"
+
+
+@requires_core
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_loop_not_started_by_anyio(use_uvloop, reader):
+    """Servers such as uvicorn start the loop with asyncio.run / uvloop, not
+    anyio.run: the installed backend serves them too, and an asyncio
+    timeout frees the worker."""
+    r = reader()
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await run_sync(r)
+        return anyio.to_thread.current_default_thread_limiter().borrowed_tokens
+
+    if use_uvloop:
+        import uvloop
+        assert uvloop.run(main()) == 0
+    else:
+        assert asyncio.run(main()) == 0
+    assert isinstance(r.exc, aiocancel.Cancelled)
