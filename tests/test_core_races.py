@@ -210,6 +210,14 @@ def _race_accept(iterations, seed):
                 if outcome == CANCELLED:
                     stats["cancelled"] += 1
                     assert accepted and acted is True
+                    # The cancelled round left its client queued: take the
+                    # oldest one here (FIFO, the worker is idle), or the
+                    # backlog would fill and block the next connect.
+                    lst.setblocking(False)
+                    conn, addr = lst.accept()
+                    lst.setblocking(True)
+                    conn.close()
+                    accepted_from.append(addr)
                 else:
                     stats["result"] += 1
                     assert acted is False
