@@ -12,7 +12,6 @@ import pytest
 
 import aiocancel
 from aiocancel import syscalls
-from aiocancel._job import close_abandoned
 from asyncio_fixtures import (LOOP_MARKS, Probe, event_loop_policy,  # noqa: F401
                               is_uvloop, uvloop, wait_for_state)
 from conftest import JOIN_TIMEOUT, fd_count, requires_core
@@ -646,20 +645,6 @@ async def test_abandoned_accept_result_is_closed():
         client.close()
     finally:
         listener.close()
-
-
-def test_close_abandoned_closes_what_holds_resources():
-    a, b = socket.socketpair()
-    close_abandoned(a)
-    assert a.fileno() == -1
-    fd = os.dup(b.fileno())
-    close_abandoned((fd, ("127.0.0.1", 1)))
-    with pytest.raises(OSError):
-        os.fstat(fd)
-    close_abandoned(5)                   # a bare int may be a count: left alone
-    close_abandoned(b"data")
-    close_abandoned(None)
-    b.close()
 
 
 # ---- coroutine closed while waiting ------------------------------------------
