@@ -113,30 +113,42 @@ def thread_state(pid: int, tid: int) -> tuple[str, str]:
         return stat[stat.rindex(")") + 2:].split()[0], f.read().strip()
 
 
-def wait_child_blocked(proc: subprocess.Popen, tid: int, nr: int) -> None:
-    """Wait until thread `tid` of child `proc` sleeps in syscall `nr`."""
+def wait_child_blocked(proc: subprocess.Popen, tid: int | None, nr: int,
+                       arg0: int | None = None) -> int:
+    """Wait until a thread of child `proc` (thread `tid`, or any) sleeps in
+    syscall `nr` (with first argument `arg0` if given); return its tid."""
     deadline = time.monotonic() + BLOCK_TIMEOUT
     last = None
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"child exited early ({proc.returncode})"
-        try:
-            last = thread_state(proc.pid, tid)
-        except FileNotFoundError:
-            pass
-        else:
+        tids = [tid] if tid is not None else [
+            int(t) for t in os.listdir(f"/proc/{proc.pid}/task")]
+        for t in tids:
+            try:
+                last = thread_state(proc.pid, t)
+            except (FileNotFoundError, ProcessLookupError):
+                continue
             fields = last[1].split()
-            if last[0] == "S" and fields and fields[0] not in ("running", "-1") \
-                    and int(fields[0]) == nr:
-                return
+            if (last[0] == "S" and len(fields) > 1
+                    and fields[0] not in ("running", "-1")
+                    and int(fields[0]) == nr
+                    and (arg0 is None or int(fields[1], 16) == arg0)):
+                return t
         time.sleep(0.005)
-    pytest.fail(f"child thread {tid} did not block in syscall {nr}: {last}")
+    pytest.fail(f"no thread of the child blocked in syscall {nr}: {last}")
 
 
-def finish_child(proc: subprocess.Popen, timeout: float = 20.0) -> tuple[int, str, str]:
+def finish_child(proc: subprocess.Popen, timeout: float = 20.0,
+                 keep_stdin: bool = False) -> tuple[int, str, str]:
     """Wait for `proc` to exit (killing it if it does not: a hang fails the
-    test); return (returncode, stdout, stderr)."""
+    test); return (returncode, stdout, stderr). `keep_stdin`: do not close
+    the child's stdin pipe first (it would see end of input)."""
     try:
-        out, err = proc.communicate(timeout=timeout)
+        if keep_stdin:
+            proc.wait(timeout)
+            out, err = proc.stdout.read(), proc.stderr.read()
+        else:
+            out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
