@@ -25,7 +25,8 @@ from typing import Any, Callable
 
 import pytest
 
-from conftest import BLOCK_TIMEOUT, JOIN_TIMEOUT, wait_blocked
+import aiocancel
+from conftest import BLOCK_TIMEOUT, JOIN_TIMEOUT, NR, wait_blocked
 
 try:
     import uvloop
@@ -94,6 +95,14 @@ class Probe:
         assert self.ended.wait(JOIN_TIMEOUT), "the job did not end"
 
 
+def spin_until_cancelled() -> None:
+    """A job whose only cancellation points are testcancel() and short
+    syscalls.sleep calls, so a request acts in fallback mode too."""
+    while True:
+        aiocancel.testcancel()
+        aiocancel.syscalls.sleep(0.001)
+
+
 async def wait_for_state(predicate: Callable[[], Any], what: str,
                          timeout: float = BLOCK_TIMEOUT) -> None:
     """Yield to the loop until `predicate()` holds; fail after `timeout`."""
@@ -102,6 +111,51 @@ async def wait_for_state(predicate: Callable[[], Any], what: str,
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(0.001)
+
+
+def worker_in(syscall: str) -> int | None:
+    """The native id of a worker of `aiocancel.get_executor()` that is inside
+    `syscall` now, for jobs that no Probe wraps (aiocancel.aio calls)."""
+    for thread in list(aiocancel.get_executor()._threads):
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/syscall") as f:
+                fields = f.read().split()
+        except FileNotFoundError:
+            continue
+        if fields and fields[0] == str(NR[syscall]):
+            return thread.native_id
+    return None
+
+
+async def cancel_when_blocked(awaitable: Any, syscall: str, arg0: int | None = None,
+                              probe: Probe | None = None,
+                              msg: str | None = None) -> asyncio.CancelledError:
+    """Await `awaitable` in a task, cancel the task (with `msg`) once the job
+    sleeps in `syscall` (the job `probe` wraps, else any worker in it), and
+    return the CancelledError the task raised (its ``__cause__`` is the
+    job's exception: caught inside, since awaiting a cancelled task from
+    outside yields a fresh CancelledError)."""
+    caught: list[asyncio.CancelledError] = []
+
+    async def run() -> None:
+        try:
+            await awaitable
+        except asyncio.CancelledError as exc:
+            caught.append(exc)
+            raise
+
+    task = asyncio.ensure_future(run())
+    if probe is not None:
+        await wait_for_state(probe.started.is_set, "job start")
+        probe.wait_blocked(syscall, arg0)
+    else:
+        await wait_for_state(lambda: worker_in(syscall), f"a worker in {syscall}")
+        wait_blocked(worker_in(syscall), syscall, arg0)
+    task.cancel(msg)
+    done, _ = await asyncio.wait([task], timeout=JOIN_TIMEOUT)
+    assert done, "the cancelled task did not end"
+    assert task.cancelled() and caught, "the task did not raise CancelledError"
+    return caught[0]
 
 
 def thread_state(pid: int, tid: int) -> tuple[str, str]:

@@ -12,9 +12,9 @@ import sys
 import pytest
 
 import aiocancel
-from aiocancel import aio, syscalls
-from asyncio_fixtures import LOOP_MARKS, event_loop_policy, wait_for_state  # noqa: F401
-from conftest import JOIN_TIMEOUT, NR, fd_count, requires_core, wait_blocked
+from aiocancel import aio
+from asyncio_fixtures import LOOP_MARKS, cancel_when_blocked, event_loop_policy  # noqa: F401
+from conftest import fd_count, requires_core
 
 pytestmark = LOOP_MARKS
 
@@ -79,31 +79,9 @@ async def test_errors_are_the_syscalls():
         await aio.sleep_blocking(-1)
 
 
-def _worker_in(syscall: str) -> int | None:
-    """The native id of an executor worker currently inside `syscall`."""
-    for thread in list(aiocancel.get_executor()._threads):
-        try:
-            with open(f"/proc/self/task/{thread.native_id}/syscall") as f:
-                fields = f.read().split()
-        except FileNotFoundError:
-            continue
-        if fields and fields[0] == str(NR[syscall]):
-            return thread.native_id
-    return None
-
-
-async def _cancel_when_blocked(coro, syscall: str):
-    """Run `coro` in a task, cancel it once its worker sleeps in `syscall`,
-    and return the CancelledError's cause (the job's exception)."""
-    task = asyncio.ensure_future(coro)
-    await wait_for_state(lambda: _worker_in(syscall), f"a worker in {syscall}")
-    wait_blocked(_worker_in(syscall), syscall)
-    task.cancel()
-    try:
-        await asyncio.wait_for(task, JOIN_TIMEOUT)
-    except asyncio.CancelledError as exc:
-        return exc.__cause__
-    pytest.fail("no CancelledError")
+async def _cancel_when_blocked(coro, syscall: str) -> BaseException | None:
+    """Cancel `coro`'s task once its worker blocks; the job's exception."""
+    return (await cancel_when_blocked(coro, syscall)).__cause__
 
 
 @requires_core

@@ -4,7 +4,6 @@ aiocancel the worker stays blocked and the exit hangs (300 s on 3.12+, for
 ever on 3.11)."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -12,7 +12,8 @@ import pytest_asyncio
 
 import aiocancel
 from aiocancel import syscalls
-from asyncio_fixtures import (LOOP_MARKS, Probe, event_loop_policy,  # noqa: F401
+from asyncio_fixtures import (LOOP_MARKS, Probe, cancel_when_blocked,  # noqa: F401
+                              event_loop_policy, spin_until_cancelled,
                               wait_for_state)
 from conftest import JOIN_TIMEOUT, requires_core
 
@@ -95,13 +96,9 @@ def test_install_on_a_loop_that_is_not_running(event_loop_policy):  # noqa: F811
 async def test_cancelled_asyncio_to_thread_frees_the_worker(installed, pipe):
     r, w = pipe
     probe = Probe(syscalls.read)
-    task = asyncio.ensure_future(asyncio.to_thread(probe, r, 1))
-    await wait_for_state(probe.started.is_set, "job start")
-    probe.wait_blocked("read", r)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task                       # asyncio releases the task at once
-    probe.wait_ended()
+    # asyncio releases the task at once...
+    await cancel_when_blocked(asyncio.to_thread(probe, r, 1), "read", r, probe)
+    probe.wait_ended()                   # ...and the job is cancelled too
     assert isinstance(probe.exc, aiocancel.Cancelled)
     os.write(w, b"z")                    # the single worker is free again
     assert await asyncio.to_thread(syscalls.read, r, 1) == b"z"
@@ -124,21 +121,11 @@ async def test_timeout_around_run_in_executor(installed, pipe):
 @pytest.mark.asyncio
 async def test_wait_for_cancels_the_job_at_testcancel(installed):
     """Fallback mode too: the request acts at the job's next testcancel()."""
-    started = threading.Event()
-    stopped = threading.Event()
-
-    def spin():
-        started.set()
-        try:
-            while True:
-                aiocancel.testcancel()
-                syscalls.sleep(0.001)
-        finally:
-            stopped.set()
-
+    probe = Probe(spin_until_cancelled)
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(asyncio.to_thread(spin), 0.05)
-    assert stopped.wait(JOIN_TIMEOUT)
+        await asyncio.wait_for(asyncio.to_thread(probe), 0.05)
+    probe.wait_ended()
+    assert isinstance(probe.exc, aiocancel.Cancelled)
     assert await asyncio.to_thread(int) == 0
 
 

@@ -12,8 +12,9 @@ import pytest
 
 import aiocancel
 from aiocancel import syscalls
-from asyncio_fixtures import (LOOP_MARKS, Probe, event_loop_policy,  # noqa: F401
-                              is_uvloop, uvloop, wait_for_state)
+from asyncio_fixtures import (LOOP_MARKS, Probe, cancel_when_blocked,  # noqa: F401
+                              event_loop_policy, is_uvloop,
+                              spin_until_cancelled, uvloop, wait_for_state)
 from conftest import JOIN_TIMEOUT, fd_count, requires_core
 
 pytestmark = LOOP_MARKS
@@ -155,13 +156,10 @@ async def test_task_cancel_during_blocked_call(kind):
     listener = socket.create_server(("127.0.0.1", 0))
     try:
         probe, args, nr, arg0 = _blocked_call(kind, pair, listener)
-        task = asyncio.ensure_future(aiocancel.to_thread(probe, *args))
-        await wait_for_state(probe.started.is_set, "job start")
-        probe.wait_blocked(nr, arg0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        exc = await cancel_when_blocked(aiocancel.to_thread(probe, *args), nr,
+                                        arg0, probe)
         assert isinstance(probe.exc, aiocancel.Cancelled)
+        assert exc.__cause__ is probe.exc
         # The fd is still usable.
         if kind == "recv":
             pair[1].sendall(b"ping")
@@ -183,42 +181,11 @@ async def test_task_cancel_during_blocked_call(kind):
 async def test_cancelled_error_keeps_message_and_chains_job_error(pipe):
     r, _ = pipe
     probe = Probe(syscalls.read)
-    task = asyncio.ensure_future(aiocancel.to_thread(probe, r, 1))
-    await wait_for_state(probe.started.is_set, "job start")
-    probe.wait_blocked("read", r)
-    task.cancel("stop reading")
-    try:
-        await task
-    except asyncio.CancelledError as exc:
-        assert exc.args == ("stop reading",)
-    else:
-        pytest.fail("no CancelledError")
-    assert task.cancelled()
+    exc = await cancel_when_blocked(aiocancel.to_thread(probe, r, 1), "read", r,
+                                    probe, msg="stop reading")
+    assert exc.args == ("stop reading",)
     assert isinstance(probe.exc, aiocancel.Cancelled)
-
-
-@requires_core
-@pytest.mark.asyncio
-async def test_cause_is_the_job_error(pipe):
-    r, _ = pipe
-    probe = Probe(syscalls.read)
-    seen = {}
-
-    async def reader():
-        try:
-            await aiocancel.to_thread(probe, r, 1)
-        except asyncio.CancelledError as exc:
-            seen["cause"] = exc.__cause__
-            raise
-
-    task = asyncio.ensure_future(reader())
-    await wait_for_state(probe.started.is_set, "job start")
-    probe.wait_blocked("read", r)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert seen["cause"] is probe.exc
-    assert isinstance(seen["cause"], aiocancel.Cancelled)
+    assert exc.__cause__ is probe.exc
 
 
 @requires_core
@@ -233,23 +200,9 @@ async def test_library_error_after_ecanceled_counts_as_cancelled(pipe):
             raise LibraryError("connection lost") from exc
 
     probe = Probe(query)
-    seen = {}
-
-    async def client():
-        try:
-            await aiocancel.to_thread(probe)
-        except asyncio.CancelledError as exc:
-            seen["cause"] = exc.__cause__
-            raise
-
-    task = asyncio.ensure_future(client())
-    await wait_for_state(probe.started.is_set, "job start")
-    probe.wait_blocked("read", r)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert isinstance(seen["cause"], LibraryError)
-    assert isinstance(seen["cause"].__cause__, aiocancel.Cancelled)
+    exc = await cancel_when_blocked(aiocancel.to_thread(probe), "read", r, probe)
+    assert isinstance(exc.__cause__, LibraryError)
+    assert isinstance(exc.__cause__.__cause__, aiocancel.Cancelled)
 
 
 @pytest.mark.asyncio
@@ -429,12 +382,7 @@ async def test_timeout_nested_in_an_outer_cancel(pipe):
         async with asyncio.timeout(3600):
             await aiocancel.to_thread(probe, r, 1)
 
-    task = asyncio.ensure_future(body())
-    await wait_for_state(probe.started.is_set, "job start")
-    probe.wait_blocked("read", r)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_when_blocked(body(), "read", r, probe)
 
 
 @requires_core
@@ -494,16 +442,9 @@ async def test_cancel_before_the_job_starts():
 @pytest.mark.asyncio
 async def test_cancel_acts_at_testcancel():
     """Works in fallback mode too: the request acts at testcancel()."""
-    started = threading.Event()
-
-    def spin():
-        started.set()
-        while True:
-            aiocancel.testcancel()
-            syscalls.sleep(0.001)
-
-    task = asyncio.ensure_future(aiocancel.to_thread(spin))
-    await wait_for_state(started.is_set, "job start")
+    probe = Probe(spin_until_cancelled)
+    task = asyncio.ensure_future(aiocancel.to_thread(probe))
+    await wait_for_state(probe.started.is_set, "job start")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -514,16 +455,9 @@ async def test_executor_shutdown_cancels_the_awaiting_task():
     """A job ended by shutdown(cancel_futures=True) raises CancelledError in
     the task, as a cancelled executor future does."""
     executor = aiocancel.install(executor=aiocancel.Executor(max_workers=1))
-    started = threading.Event()
-
-    def spin():
-        started.set()
-        while True:
-            aiocancel.testcancel()
-            syscalls.sleep(0.001)
-
-    task = asyncio.ensure_future(aiocancel.to_thread(spin))
-    await wait_for_state(started.is_set, "job start")
+    probe = Probe(spin_until_cancelled)
+    task = asyncio.ensure_future(aiocancel.to_thread(probe))
+    await wait_for_state(probe.started.is_set, "job start")
     executor.shutdown(wait=False, cancel_futures=True)
     with pytest.raises(asyncio.CancelledError) as info:
         await task
@@ -605,13 +539,8 @@ async def test_abandon_callback_error_goes_to_the_exception_handler():
 async def test_abandon_still_frees_the_worker(pipe):
     r, _ = pipe
     probe = Probe(syscalls.read)
-    task = asyncio.ensure_future(
-        aiocancel.to_thread(probe, r, 1, abandon_on_cancel=True))
-    await wait_for_state(probe.started.is_set, "job start")
-    probe.wait_blocked("read", r)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_when_blocked(
+        aiocancel.to_thread(probe, r, 1, abandon_on_cancel=True), "read", r, probe)
     probe.wait_ended()
     assert isinstance(probe.exc, aiocancel.Cancelled)
 

@@ -12,7 +12,7 @@ import pytest
 import aiocancel
 from aiocancel import syscalls
 from aiocancel.executor import JobFuture, _FutureJob
-from asyncio_fixtures import Probe
+from asyncio_fixtures import Probe, spin_until_cancelled
 from conftest import JOIN_TIMEOUT, requires_core, wait_until
 
 
@@ -27,15 +27,12 @@ def executor():
     ex.shutdown(wait=True, cancel_futures=True)
 
 
-def spin_until_cancelled(started: threading.Event):
-    """A job whose only cancellation points are testcancel() and
-    syscalls.sleep: cancellable in fallback mode too."""
-    def job():
-        started.set()
-        while True:
-            aiocancel.testcancel()
-            syscalls.sleep(0.001)
-    return job
+def blocked_read(ex: aiocancel.Executor, fd: int) -> tuple[cf.Future, Probe]:
+    """A future whose job sleeps in read(fd) by the time this returns."""
+    probe = Probe(syscalls.read)
+    future = ex.submit(probe, fd, 1)
+    probe.wait_blocked("read", fd)
+    return future, probe
 
 
 def test_is_a_thread_pool_executor(executor):
@@ -89,11 +86,9 @@ def test_cancel_queued_job_like_the_stdlib():
 def test_cancel_running_blocked_job(pipe):
     r, w = pipe
     with aiocancel.Executor(max_workers=1) as ex:
-        probe = Probe(syscalls.read)
-        future = ex.submit(probe, r, 1)
+        future, probe = blocked_read(ex, r)
         callbacks = []
         future.add_done_callback(callbacks.append)
-        probe.wait_blocked("read", r)
         assert future.cancel()
         done, _ = cf.wait([future], timeout=JOIN_TIMEOUT)
         assert done == {future}
@@ -111,9 +106,7 @@ def test_cancel_running_blocked_job(pipe):
 def test_as_completed_sees_a_cancelled_running_job(pipe):
     r, _ = pipe
     with aiocancel.Executor(max_workers=1) as ex:
-        probe = Probe(syscalls.read)
-        future = ex.submit(probe, r, 1)
-        probe.wait_blocked("read", r)
+        future, _ = blocked_read(ex, r)
         waiter = threading.Thread(target=lambda: seen.extend(
             cf.as_completed([future], timeout=JOIN_TIMEOUT)))
         seen: list = []
@@ -155,9 +148,9 @@ def test_library_error_after_ecanceled_ends_cancelled(pipe):
 
 
 def test_cancel_acts_at_testcancel(executor):
-    started = threading.Event()
-    future = executor.submit(spin_until_cancelled(started))
-    assert started.wait(JOIN_TIMEOUT)
+    probe = Probe(spin_until_cancelled)
+    future = executor.submit(probe)
+    assert probe.started.wait(JOIN_TIMEOUT)
     assert future.cancel()
     with pytest.raises(cf.CancelledError):
         future.result(JOIN_TIMEOUT)
