@@ -61,7 +61,8 @@ def get_executor(loop: asyncio.AbstractEventLoop | None = None) -> Executor:
 
 
 def install(loop: asyncio.AbstractEventLoop | None = None,
-            executor: Executor | None = None) -> Executor:
+            executor: Executor | None = None, *,
+            transparent: bool = False) -> Executor:
     """Make `loop`'s (default: the running loop's) default executor an
     `aiocancel.Executor` (`executor`, or a new one), and return it.
 
@@ -78,8 +79,12 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     lost too; the worker itself is freed as soon as the job reaches a
     cancellation point. Prefer `aiocancel.to_thread` where results matter.
 
-    Calling it again without `executor` keeps the installed one. A previous
-    default executor that is replaced is shut down without waiting.
+    ``transparent=True`` (when no `executor` is given) makes blocking calls
+    inside foreign C code cancellable too; see `aiocancel.transparent`.
+
+    Calling it again without `executor` keeps the installed one (if it has
+    the same `transparent` mode). A previous default executor that is
+    replaced is shut down without waiting.
     """
     if loop is None:
         loop = asyncio.get_running_loop()
@@ -87,9 +92,11 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     if previous is _MISSING:
         previous = _installed.get(loop)
     if executor is None:
-        if isinstance(previous, Executor) and not previous._shutdown:
+        if (isinstance(previous, Executor) and not previous._shutdown
+                and previous._transparent == transparent):
             return previous
-        executor = Executor(thread_name_prefix="aiocancel")
+        executor = Executor(thread_name_prefix="aiocancel",
+                            transparent=transparent)
     elif not isinstance(executor, Executor):
         raise TypeError(f"executor must be an aiocancel.Executor, not "
                         f"{type(executor).__name__}")
