@@ -17,8 +17,8 @@ one of them sends the request whenever both overlap.
 
 `pool` is the `Executor` the job was submitted to (None for jobs that other
 front ends run themselves); `run` tells it when the job's outcome exists,
-before `_finish` delivers it, so that the worker counts as idle by the time
-anyone learns the job ended. `run` also re-checks the pool's "cancel running jobs"
+before `_finish` delivers it (if `handoff_finish`), so that the worker counts
+as idle by the time anyone learns the job ended. `run` also re-checks the pool's "cancel running jobs"
 flag after RUNNING for the same reason: ``shutdown(cancel_futures=True)`` must
 also reach a job that a worker dequeued just before the shutdown but had not
 begun yet, which no thread-level request could (job_begin clears it).
@@ -26,7 +26,7 @@ begun yet, which no thread-level request could (job_begin clears it).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
@@ -43,6 +43,13 @@ class Job:
 
     __slots__ = ("fn", "args", "kwargs", "state", "cancel_requested", "slot",
                  "generation", "result", "exc", "acted", "pool", "counted")
+
+    # True when `_finish` only hands the outcome to another thread (an event
+    # loop) and cannot block: the worker may then count itself idle before
+    # it. A `_finish` that runs user callbacks (future done-callbacks, which
+    # may wait for another job of the same pool) must say False, or that
+    # job could queue behind the very worker that waits for it.
+    handoff_finish: ClassVar[bool] = True
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         self.fn = fn
@@ -75,7 +82,7 @@ class Job:
         self.fn = self.args = self.kwargs = None
         self.state = DONE
         pool = self.pool
-        if pool is not None:
+        if pool is not None and self.handoff_finish:
             # Before the outcome wakes anyone: a caller that submits again at
             # once must find this worker idle, not start another thread.
             self.counted = pool._job_ending()

@@ -54,6 +54,7 @@ class JobFuture(Future):
 
 class _FutureJob(Job):
     __slots__ = ("future",)
+    handoff_finish = False     # set_result runs the future's done-callbacks
 
     def __init__(self, future: JobFuture, fn: Callable[..., Any], args: tuple,
                  kwargs: dict) -> None:

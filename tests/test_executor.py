@@ -11,6 +11,7 @@ import pytest
 
 import aiocancel
 from aiocancel import syscalls
+from aiocancel._job import Job
 from aiocancel.executor import JobFuture, _FutureJob
 from asyncio_fixtures import Probe, spin_until_cancelled
 from conftest import JOIN_TIMEOUT, requires_core, wait_until
@@ -60,13 +61,42 @@ def test_exception_is_the_futures(executor):
     assert executor.submit(job).exception(JOIN_TIMEOUT) is error
 
 
-def test_sequential_jobs_reuse_one_worker():
-    """A worker counts itself idle before its result is delivered, so a
+class HandoffJob(Job):
+    """A job delivered by a non-blocking hand-off, as to_thread's is."""
+    __slots__ = ("delivered",)
+
+    def __init__(self, fn):
+        super().__init__(fn, (), {})
+        self.delivered = threading.Event()
+
+    def _finish(self):
+        self.delivered.set()
+
+
+def test_sequential_handoff_jobs_reuse_one_worker():
+    """A worker counts itself idle before a hand-off job is delivered, so a
     caller that submits again at once never makes the pool grow."""
     with aiocancel.Executor(max_workers=8) as ex:
         for _ in range(300):
-            ex.submit(int).result(JOIN_TIMEOUT)
+            job = HandoffJob(int)
+            ex.submit_job(job)
+            assert job.delivered.wait(JOIN_TIMEOUT)
         assert len(ex._threads) == 1
+
+
+def test_done_callback_may_wait_for_another_job():
+    """Future done-callbacks run on the worker and may block, e.g. on another
+    job of the same pool: that worker must not count as idle meanwhile."""
+    with aiocancel.Executor(max_workers=4) as ex:
+        gate = threading.Event()
+        inner = []
+        future = ex.submit(gate.wait, JOIN_TIMEOUT)
+        future.add_done_callback(
+            lambda _: inner.append(ex.submit(int).result(JOIN_TIMEOUT)))
+        gate.set()
+        future.result(JOIN_TIMEOUT)
+        wait_until(lambda: inner, what="the callback's job")
+        assert inner == [0]
 
 
 def test_cancel_queued_job_like_the_stdlib():
