@@ -53,6 +53,11 @@ def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLo
     return asyncio.DefaultEventLoopPolicy()
 
 
+# Thread counts are compared as sets of live threads, "no thread started"
+# (set(threading.enumerate()) <= before), rather than active_count()
+# equality: threads of other tests' executors may still be exiting.
+
+
 def is_uvloop(loop: asyncio.AbstractEventLoop) -> bool:
     return uvloop is not None and isinstance(loop, uvloop.Loop)
 
