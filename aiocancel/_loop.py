@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import threading
 import weakref
 from typing import Any, Callable, TypeVar
 
@@ -23,13 +24,16 @@ T = TypeVar("T")
 _installed: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Executor]" = (
     weakref.WeakKeyDictionary())
 _module_pool: Executor | None = None
+_module_lock = threading.Lock()
 _MISSING = object()
 
 
 def _forget_module_pool() -> None:
-    # A forked child inherits the object but none of its worker threads.
-    global _module_pool
+    # A forked child inherits the pool but none of its worker threads (and
+    # the lock maybe held by a thread that does not exist there).
+    global _module_pool, _module_lock
     _module_pool = None
+    _module_lock = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_module_pool)
@@ -38,8 +42,11 @@ os.register_at_fork(after_in_child=_forget_module_pool)
 def _module_executor() -> Executor:
     global _module_pool
     pool = _module_pool
-    if pool is None:
-        pool = _module_pool = Executor(thread_name_prefix="aiocancel")
+    if pool is None or pool._shutdown:
+        with _module_lock:     # loops in several threads may get here at once
+            pool = _module_pool
+            if pool is None or pool._shutdown:
+                pool = _module_pool = Executor(thread_name_prefix="aiocancel")
     return pool
 
 
@@ -252,6 +259,11 @@ async def to_thread(func: Callable[..., T], /, *args: Any,
 
     A job ended by someone else (``Executor.shutdown(cancel_futures=True)``)
     raises ``CancelledError`` too, as a cancelled executor future would.
+
+    In fallback mode (``aiocancel.SUPPORTED`` False) a blocked call is not
+    interrupted: the request acts at the job's next `testcancel()` or
+    `aiocancel.syscalls` call, or when it returns, and the task waits until
+    then (use ``abandon_on_cancel=True`` not to wait).
     """
     loop = asyncio.get_running_loop()
     job = _LoopJob(loop, on_abandoned_result, contextvars.copy_context().run,

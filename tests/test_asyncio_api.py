@@ -2,15 +2,19 @@
 need no event loop."""
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
+import signal
 import socket
+import time
 
 import pytest
 
 import aiocancel
 from aiocancel import aio, syscalls
 from aiocancel._job import close_abandoned
+from conftest import JOIN_TIMEOUT
 
 
 def test_to_thread_signature_matches_asyncio():
@@ -57,3 +61,29 @@ def test_close_abandoned_closes_what_holds_resources():
     close_abandoned(b"data")
     close_abandoned(None)
     b.close()
+
+
+# Forking with live threads is the point here (3.12+ warns about it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+def test_forked_child_gets_a_fresh_module_executor():
+    """The child inherits the module executor object but not its threads:
+    to_thread there must start a new pool instead of queueing for ever."""
+    parent = aiocancel._loop._module_executor()
+    parent.submit(int).result(JOIN_TIMEOUT)      # it has a worker thread
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if (asyncio.run(aiocancel.to_thread(lambda: 7)) == 7
+                    and aiocancel._loop._module_executor() is not parent):
+                code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + JOIN_TIMEOUT
+    while (result := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(result[1]) == 0

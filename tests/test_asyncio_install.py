@@ -143,3 +143,12 @@ async def test_late_result_is_dropped_by_asyncio(installed):
     gate.set()
     probe.wait_ended()
     assert probe.result == "late"
+
+
+@pytest.mark.asyncio
+async def test_module_executor_is_replaced_after_a_shutdown():
+    executor = aiocancel.get_executor()
+    executor.shutdown(wait=True)
+    assert await aiocancel.to_thread(int) == 0
+    assert aiocancel.get_executor() is not executor
+
