@@ -87,3 +87,8 @@ def test_forked_child_gets_a_fresh_module_executor():
             pytest.fail("the forked child hung")
         time.sleep(0.01)
     assert os.waitstatus_to_exitcode(result[1]) == 0
+
+
+def test_aio_is_reachable_from_the_package():
+    assert aiocancel.aio is aio
+    assert {"aio", "to_thread", "install", "get_executor", "Executor"} <= set(aiocancel.__all__)
