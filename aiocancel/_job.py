@@ -80,12 +80,12 @@ class Job:
             finally:
                 self.acted = _job_end()
         self.fn = self.args = self.kwargs = None
-        self.state = DONE
         pool = self.pool
         if pool is not None and self.handoff_finish:
-            # Before the outcome wakes anyone: a caller that submits again at
-            # once must find this worker idle, not start another thread.
+            # Before anyone can see the job DONE: a caller that submits again
+            # at once must find this worker idle, not start another thread.
             self.counted = pool._job_ending()
+        self.state = DONE
         self._finish()
 
     def _stopped(self) -> bool:
