@@ -392,3 +392,23 @@ def test_a_recycled_slot_does_not_inherit_transparent_mode():
     assert first_on is True
     assert second_slot == first_slot      # the slot really was recycled
     assert second_on is False
+
+
+def test_anyio_install_transparent_cancels_a_foreign_read(pipe):
+    anyio = pytest.importorskip("anyio")
+    import aiocancel.anyio as aio_anyio
+    r, w = pipe
+
+    async def main():
+        with anyio.move_on_after(0.05) as scope:
+            await anyio.to_thread.run_sync(os.read, r, 1)
+        assert scope.cancelled_caught
+        os.write(w, b"t")                 # the worker is free again
+        assert await anyio.to_thread.run_sync(os.read, r, 1) == b"t"
+
+    aio_anyio.install(transparent=True)
+    try:
+        anyio.run(main)
+    finally:
+        aio_anyio.install(transparent=False)
+        aio_anyio.uninstall()

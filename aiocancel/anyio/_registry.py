@@ -6,6 +6,7 @@ import sys
 import threading
 from typing import Any
 
+from . import _pool
 from ._compat import require, require_trio
 
 __all__ = ["install", "uninstall", "backend_class", "backend_name", "NAMES"]
@@ -53,7 +54,7 @@ def _available() -> dict[str, type]:
     return classes
 
 
-def install() -> None:
+def install(*, transparent: bool = False) -> None:
     """Make every ``anyio.to_thread.run_sync`` in the process run on
     aiocancel workers (idempotent; undone by `uninstall`).
 
@@ -65,10 +66,14 @@ def install() -> None:
     ``run_in_threadpool``, FastAPI's sync endpoints) all use them. Calls
     already running keep the backend they started with.
 
+    ``transparent=True`` also makes blocking calls inside foreign C code
+    (OpenSSL, C extensions) cancellation points; see aiocancel.transparent.
+
     Raises `UnsupportedAnyioError` (naming the supported range) if the
     installed anyio or trio is outside it.
     """
     require()
+    _pool.set_transparent(transparent)
     from anyio._core._eventloop import loaded_backends
     classes = _available()
     with _lock:
