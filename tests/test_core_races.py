@@ -31,7 +31,7 @@ pytestmark = requires_core
 READ_ITERATIONS = 15_000
 ACCEPT_ITERATIONS = 6_000
 STRESS_FACTOR = 10
-SPIN_MAX = 400
+SPIN_BITS = 13                # spins are log-uniform in 1 .. 2**13 loop turns
 
 CANCELLED = "cancelled"
 
@@ -105,6 +105,12 @@ def spin(n):
         pass
 
 
+def spin_count(rng):
+    """Log-uniform: as many short spins (request before/at the syscall) as
+    long ones (request while blocked, or after the result)."""
+    return int(2 ** rng.uniform(0, SPIN_BITS)) - 1
+
+
 # =============================================================================
 # read: no byte is ever lost
 # =============================================================================
@@ -122,7 +128,7 @@ def _race_read(iterations, seed):
                 # Data arrives before the call, or while it may be blocked;
                 # the request before, during or after the syscall.
                 write_first = rng.random() < 0.5
-                spin_a, spin_b = rng.randrange(SPIN_MAX), rng.randrange(SPIN_MAX)
+                spin_a, spin_b = spin_count(rng), spin_count(rng)
                 slot, gen = worker.start_round()
                 if write_first:
                     os.write(w, chunk)
@@ -156,6 +162,7 @@ def _race_read(iterations, seed):
 @pytest.mark.usefixtures("fast_switch")
 def test_race_read_no_lost_bytes():
     stats = _race_read(READ_ITERATIONS, seed=1)
+    print(stats)
     # Both outcomes must actually occur, or the test proves nothing.
     assert stats["cancelled"] > 0 and stats["result"] > 0, stats
 
@@ -176,7 +183,7 @@ def _race_accept(iterations, seed):
     tag = f"aiocancel-race-{os.getpid()}-{seed}-"
     lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     lst.bind(b"\0" + tag.encode() + b"listener")
-    lst.listen(64)
+    lst.listen(128)
     accepted_from = []            # client addresses the worker accepted
     clients = []
     stats = dict(result=0, cancelled=0)
@@ -192,7 +199,7 @@ def _race_accept(iterations, seed):
             for i in range(iterations):
                 name = b"\0" + tag.encode() + str(i).encode()
                 connect_first = rng.random() < 0.5
-                spin_a, spin_b = rng.randrange(SPIN_MAX), rng.randrange(SPIN_MAX)
+                spin_a, spin_b = spin_count(rng), spin_count(rng)
                 c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 c.bind(name)
                 slot, gen = worker.start_round()
@@ -242,6 +249,7 @@ def _race_accept(iterations, seed):
 @pytest.mark.usefixtures("fast_switch")
 def test_race_accept_no_lost_fds():
     stats = _race_accept(ACCEPT_ITERATIONS, seed=2)
+    print(stats)
     assert stats["cancelled"] > 0 and stats["result"] > 0, stats
 
 
