@@ -1,7 +1,6 @@
 """`Executor`: a ThreadPoolExecutor whose futures can cancel running jobs."""
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import weakref
@@ -81,23 +80,37 @@ class _FutureJob(Job):
 
 
 class _IdleCount:
-    """How many workers wait for work: ThreadPoolExecutor's idle semaphore
-    without its Python-level lock, since a worker now counts itself idle on
-    the path that delivers each result. list.append/pop are atomic."""
+    """Workers waiting for a job, or about to, minus jobs queued: the pool's
+    ``_idle_semaphore``. A submit takes one and starts a thread if none was
+    there; a worker adds one before each dequeue; a new thread is counted
+    when started.
 
-    __slots__ = ("_tokens", "release")
+    Exact, unlike concurrent.futures' count of idle workers: there, a busy
+    worker that picks up a queued job takes it from the idle worker whose
+    count the job's submit had consumed; that worker then waits uncounted
+    and the next submit starts a surplus thread. With max_workers as the
+    only bound that is harmless, but the unbounded anyio pool grew to
+    thousands of threads for 64 concurrent calls. A plain lock around an
+    int costs little (the semaphore's Condition was the expensive part)."""
+
+    __slots__ = ("_n", "_lock")
 
     def __init__(self) -> None:
-        self._tokens: list[None] = []
-        self.release = functools.partial(self._tokens.append, None)
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        """A worker is about to dequeue (or a thread was started)."""
+        with self._lock:
+            self._n += 1
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        """Take one idle worker if there is one (never blocks)."""
-        try:
-            self._tokens.pop()
-        except IndexError:
-            return False
-        return True
+        """A job was queued: whether a worker is there for it (never blocks;
+        if not, the count stays owed until a thread starts or a worker
+        frees)."""
+        with self._lock:
+            self._n -= 1
+            return self._n >= 0
 
 
 def _work(executor_ref: "weakref.ref[Executor]", work_queue: queue.SimpleQueue,
@@ -117,17 +130,12 @@ def _work(executor_ref: "weakref.ref[Executor]", work_queue: queue.SimpleQueue,
             if executor is not None:
                 executor._initializer_failed()
             return
-    counted = False        # idle already released for the coming wait
-    try:
+    counted = True         # counted already for the coming dequeue (a new
+    try:                   # thread: by the submit that started it)
         while True:
-            if counted:
-                job = work_queue.get(block=True)
-            else:
-                try:
-                    job = work_queue.get_nowait()
-                except queue.Empty:
-                    idle.release()
-                    job = work_queue.get(block=True)
+            if not counted:
+                idle.release()
+            job = work_queue.get(block=True)
             if job is not None:
                 try:
                     job.run()
@@ -207,12 +215,11 @@ class Executor(ThreadPoolExecutor):
 
     def _job_ending(self) -> bool:
         """Worker side, between a job's end and its delivery: count this
-        worker idle now if it will wait for work next. Returns whether it
-        did (the worker loop then skips its own count)."""
-        if self._work_queue.empty():
-            self._idle_semaphore.release()
-            return True
-        return False
+        worker for its next dequeue now, so that a caller who submits again
+        at once finds it. Returns True (the worker loop then skips its own
+        count)."""
+        self._idle_semaphore.release()
+        return True
 
     def _adjust_thread_count(self) -> None:
         if self._idle_semaphore.acquire(timeout=0):
@@ -228,6 +235,7 @@ class Executor(ThreadPoolExecutor):
                 name=f"{self._thread_name_prefix}_{num_threads}", target=_work,
                 args=(weakref.ref(self, weakref_cb), self._work_queue,
                       self._idle_semaphore, initializer, initargs))
+            self._idle_semaphore.release()     # counts the new thread
             t.start()
             self._threads.add(t)
             # concurrent.futures joins these at interpreter exit.
@@ -241,6 +249,7 @@ class Executor(ThreadPoolExecutor):
             except queue.Empty:
                 return
             if job is not None:
+                self._idle_semaphore.release()   # dequeued, not by a worker
                 job.pool = None        # not run by a worker: no idle count
                 if exc is None:
                     job.cancel()
