@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import time
 from typing import Any, Sequence
@@ -25,21 +26,32 @@ from ._report import Row, render_markdown, render_text
 SECTIONS = {"P1": "overhead", "P2": "dispatch", "P3": "latency", "P4": "storm",
             "MEM": "memory"}
 
+SECTION_TIMEOUT = 1800   # seconds: a hung section is a bug, not a slow machine
+
 __all__ = ["main", "run", "SECTIONS"]
 
 
 def run(cfg: Config, sections: Sequence[str] = tuple(SECTIONS),
         progress: Any = None) -> tuple[list[Row], dict[str, str]]:
-    """Measure the given sections; return (rows, section -> title)."""
+    """Measure the given sections, each in a fresh interpreter (so that one
+    section's threads, pools and garbage do not weigh on the next); return
+    (rows, section -> title)."""
     rows: list[Row] = []
     titles: dict[str, str] = {}
     for name in sections:
-        module = importlib.import_module(f"{__name__}.{SECTIONS[name]}")
         t0 = time.monotonic()
         if progress:
-            print(f"[bench] {name}: {module.TITLE} ...", file=progress, flush=True)
-        rows += module.run(cfg)
-        titles[name] = module.TITLE
+            print(f"[bench] {name} ...", file=progress, flush=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", f"{__name__}._section", name,
+             "quick" if cfg.quick else "full"],
+            stdout=subprocess.PIPE, text=True, timeout=SECTION_TIMEOUT)
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench section {name} failed (exit {proc.returncode}); "
+                               f"its traceback is above")
+        data = json.loads(proc.stdout)
+        rows += [Row.from_json(r) for r in data["rows"]]
+        titles[name] = data["title"]
         if progress:
             print(f"[bench] {name} done in {time.monotonic() - t0:.1f} s",
                   file=progress, flush=True)

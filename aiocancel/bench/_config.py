@@ -28,4 +28,4 @@ FULL = Config(quick=False, p1_rounds=61, p1_calls=50_000, p2_rounds=61,
 QUICK = Config(quick=True, p1_rounds=11, p1_calls=20_000, p2_rounds=15,
                p2_calls=256, p2_concurrency=(1, 64), p3_tries=500,
                p3_peer_tries=50, p4_sizes=(64, 256, 1000), p4_repeats=1,
-               mem_workers=64)
+               mem_workers=100)

@@ -40,6 +40,13 @@ class Row:
         data["met"] = self.met
         return data
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Row":
+        fields = {k: v for k, v in data.items() if k != "met"}
+        if fields.get("spread") is not None:
+            fields["spread"] = tuple(fields["spread"])
+        return cls(**fields)
+
 
 def _num(value: float) -> str:
     if value != value:
