@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import aiocancel
 from aiocancel import syscalls
@@ -74,35 +75,39 @@ def _outcome(seconds: float, result: Any) -> str:
             f"arrived{kept}")
 
 
-async def _pipe() -> str:
-    r, w = os.pipe()
+@contextlib.contextmanager
+def _closing(fds: tuple[int, int]) -> Iterator[tuple[int, int]]:
     try:
-        took, result, _ = await _block_then_cancel(
-            aiocancel.to_thread, syscalls.read, (r, 1), "read", r,
-            lambda: os.write(w, b"!"))
-        os.write(w, b"?")
-        after = await aiocancel.to_thread(syscalls.read, r, 1)
-        return (f"read() on an empty pipe: {_outcome(took, result)}; "
-                f"the pipe still works (read {after!r} next)")
+        yield fds
     finally:
-        os.close(r)
-        os.close(w)
+        for fd in fds:
+            os.close(fd)
+
+
+async def _cancel_read(reader: int, writer: int, n: int, later: bytes) -> tuple[str, bytes]:
+    """Cancel a read of `reader`, then show it still works: write `later`
+    to `writer` and read it back. Returns (what the cancel did, data read)."""
+    took, result, _ = await _block_then_cancel(
+        aiocancel.to_thread, syscalls.read, (reader, n), "read", reader,
+        lambda: os.write(writer, b"early\n"))
+    os.write(writer, later)
+    # In fallback mode the cancelled read got b"early\n" (or part of it).
+    after = await aiocancel.to_thread(syscalls.read, reader, n)
+    return _outcome(took, result), after
+
+
+async def _pipe() -> str:
+    with _closing(os.pipe()) as (r, w):
+        outcome, after = await _cancel_read(r, w, 100, b"?")
+    return f"read() on an empty pipe: {outcome}; the pipe still works (read {after!r} next)"
 
 
 async def _terminal() -> str:
-    master, slave = os.openpty()     # canonical mode: read() waits for a line
-    try:
-        took, result, _ = await _block_then_cancel(
-            aiocancel.to_thread, syscalls.read, (slave, 100), "read", slave,
-            lambda: os.write(master, b"early\n"))
-        os.write(master, b"hello\n")
-        after = await aiocancel.to_thread(syscalls.read, slave, 100)
-        return (f"read() on a terminal waiting for a line (a pty as stdin): "
-                f"{_outcome(took, result)}; the next line typed, {after!r}, "
-                f"is read normally")
-    finally:
-        os.close(master)
-        os.close(slave)
+    # A pty in canonical mode, as a terminal on stdin: read() waits for a line.
+    with _closing(os.openpty()) as (master, slave):
+        outcome, after = await _cancel_read(slave, master, 100, b"hello\n")
+    return (f"read() on a terminal waiting for a line (a pty as stdin): {outcome}; "
+            f"the next line typed, {after!r}, is read normally")
 
 
 async def _accept() -> str:
@@ -127,8 +132,7 @@ async def _accept() -> str:
 
 
 async def _asyncio_peer() -> str:
-    r, w = os.pipe()
-    try:
+    with _closing(os.pipe()) as (r, w):
         took, _, returned = await _block_then_cancel(
             asyncio.to_thread, os.read, (r, 1), "read", r, lambda: None)
         stuck = not returned.is_set()
@@ -139,13 +143,10 @@ async def _asyncio_peer() -> str:
             lost = not os.read(r, 1)
         except BlockingIOError:
             lost = True
-        return (f"for comparison, asyncio.to_thread(os.read) on an empty pipe: the task "
-                f"was released after {_took(took)}, but its thread "
-                f"{'stayed blocked in read()' if stuck else 'was not blocked'}; "
-                f"the byte written to free it{' was lost' if lost else ''}")
-    finally:
-        os.close(r)
-        os.close(w)
+    return (f"for comparison, asyncio.to_thread(os.read) on an empty pipe: the task "
+            f"was released after {_took(took)}, but its thread "
+            f"{'stayed blocked in read()' if stuck else 'was not blocked'}; "
+            f"the byte written to free it{' was lost' if lost else ''}")
 
 
 async def _demo() -> list[str]:
