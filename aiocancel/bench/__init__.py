@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = QUICK if args.quick else FULL
     started = time.monotonic()
-    before = _machine.describe()
+    before = _machine.describe(sys.argv[2:] if argv is None else argv)
     rows, titles = run(cfg, args.only, progress=sys.stderr)
     elapsed = time.monotonic() - started
     header = _machine.header(before, cfg, elapsed)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from importlib import metadata
 from typing import Any
 
@@ -30,8 +29,9 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def describe() -> dict[str, Any]:
-    """Facts about this machine and run, for the header and the JSON."""
+def describe(argv: list[str]) -> dict[str, Any]:
+    """Facts about this machine and run (`argv`: the bench's options), for
+    the header and the JSON."""
     return {
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
@@ -44,7 +44,7 @@ def describe() -> dict[str, Any]:
         "uvloop": _version("uvloop"),
         "anyio": _version("anyio"),
         "loadavg": os.getloadavg(),
-        "command": "python -m aiocancel bench " + " ".join(sys.argv[2:]),
+        "command": " ".join(["python -m aiocancel bench", *argv]),
     }
 
 
@@ -56,5 +56,6 @@ def header(info: dict[str, Any], cfg: Config, seconds: float) -> str:
             f"{info['cpu']}, {info['usable_cpus']}/{info['cpus']} cpus, {info['kernel']}, "
             f"{info['python']}, uvloop {info['uvloop']}, anyio {info['anyio']}; "
             f"load average {load} at start, {end} at end\n"
+            f"command: {info['command']}\n"
             "medians; ratios are medians of per-round ratios of contenders run "
             "interleaved, [interquartile range]")
