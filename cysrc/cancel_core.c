@@ -143,10 +143,9 @@ out:
     errno = saved_errno;
 }
 
-static void slot_release(void *p)
+/* Lock held: the slot's thread is gone or going; recycle the slot. */
+static void recycle(aioc_slot *s)
 {
-    aioc_slot *s = p;
-    pthread_mutex_lock(&aioc_lock);
     s->tid = 0;
     s->in_use = 0;
     s->ident = 0;
@@ -154,7 +153,33 @@ static void slot_release(void *p)
     s->cancel = 0;
     s->next_free = free_head;
     free_head = s->index;
+}
+
+/* pthread-key destructor, in the exiting thread. aioc_unregister may have
+ * recycled the slot already, from another thread (interpreter shutdown), and
+ * it may belong to a new thread by now: only our own tid releases it. */
+static void slot_release(void *p)
+{
+    aioc_slot *s = p;
+    pid_t tid = sys_gettid();
+    pthread_mutex_lock(&aioc_lock);
+    if (s->in_use && s->tid == tid)
+        recycle(s);
     pthread_mutex_unlock(&aioc_lock);
+}
+
+void aioc_unregister(aioc_slot *s, uint64_t serial)
+{
+    int released;
+    pthread_mutex_lock(&aioc_lock);
+    released = s->in_use && s->serial == serial;
+    if (released)
+        recycle(s);
+    pthread_mutex_unlock(&aioc_lock);
+    /* A slot is owned by one thread: if the caller's key names it, the
+     * caller is its (exiting) owner, and must not reach it again. */
+    if (released && pthread_getspecific(self_key) == s)
+        pthread_setspecific(self_key, NULL);
 }
 
 static void fork_prepare(void) { pthread_mutex_lock(&aioc_lock); }
@@ -174,14 +199,9 @@ void aioc_atfork_child(void)
             s->sent = 0;
             continue;
         }
-        /* Threads other than the forking one do not exist in the child. */
-        s->tid = 0;
-        s->in_use = 0;
-        s->ident = 0;
-        s->cancel = 0;
-        s->generation++;
-        s->next_free = free_head;
-        free_head = i;
+        /* Threads other than the forking one do not exist in the child;
+         * the free list is rebuilt from every other slot. */
+        recycle(s);
     }
 }
 
@@ -243,6 +263,8 @@ aioc_slot *aioc_self(void)
 }
 
 /* Called with lock held. */
+static uint64_t registrations;   /* lock held */
+
 static aioc_slot *slot_alloc(void)
 {
     aioc_slot *s;
@@ -277,6 +299,7 @@ aioc_slot *aioc_register(void)
     s = slot_alloc();
     if (s) {
         s->in_use = 1;
+        s->serial = ++registrations;
         s->ident = (unsigned long)pthread_self();
         s->generation++;
         /* A recycled slot must not carry its previous thread's modes. */
@@ -291,7 +314,16 @@ aioc_slot *aioc_register(void)
     pthread_mutex_unlock(&aioc_lock);
     if (s && pthread_setspecific(self_key, s) != 0) {
         slot_release(s);
-        s = NULL;
+        return NULL;
+    }
+    if (s) {
+        /* Threads inherit their creator's signal mask, which may hold the
+         * cancel signal blocked (a deferred request leaves it so): nothing
+         * is pending for a fresh registration, so it must be interruptible. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, cancel_sig);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     }
     return s;
 }
