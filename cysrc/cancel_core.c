@@ -155,6 +155,20 @@ void aioc_atfork_child(void)
         aioc_slot *s = slot_at(i);
         if (s == me) {
             s->tid = sys_gettid();
+            /* The child is a new process: a request aimed at the parent's
+             * thread (or at the job it was running) is not for it. Clear the
+             * flag and move the generation on so that a (slot, generation)
+             * copied from the parent names nothing here. Pending signals
+             * are not inherited, but the mask is: the handler may have left
+             * the cancel signal blocked while deferring, so unblock it. */
+            s->cancel = 0;
+            s->generation++;
+            if (s->sent) {
+                sigset_t set;
+                sigemptyset(&set);
+                sigaddset(&set, cancel_sig);
+                pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+            }
             s->sent = 0;
             continue;
         }
