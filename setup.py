@@ -35,6 +35,7 @@ def extensions():
     exts = [
         Extension("aiocancel._cancel",
                   ["cysrc/aiocancel/_cancel.pyx", "cysrc/cancel_core.c",
+                   "cysrc/transparent.c",
                    f"asm/{ARCH}/syscall_cp.S"], **common),
         Extension("aiocancel._syscalls", ["cysrc/aiocancel/_syscalls.pyx"], **common),
         Extension("aiocancel._testhelper", ["cysrc/aiocancel/_testhelper.pyx"], **common),

@@ -8,7 +8,7 @@ lost. See README.md.
 """
 from __future__ import annotations
 
-from . import syscalls
+from . import syscalls, transparent
 from ._backend import SUPPORTED
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
@@ -30,6 +30,6 @@ __all__ = [
     "SUPPORTED", "Cancelled", "ThreadCancelled",
     "CANCEL_ENABLE", "CANCEL_DISABLE", "CANCEL_MASKED",
     "setcancelstate", "getcancelstate", "masked", "cancel_thread",
-    "testcancel", "cancel_signal", "syscalls",
+    "testcancel", "cancel_signal", "syscalls", "transparent",
     "Executor", "to_thread", "install", "get_executor",
 ]

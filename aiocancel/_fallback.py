@@ -159,6 +159,21 @@ def _cancel_job(index: int, generation: int) -> bool:
         return _request(slot if slot is not None and slot.generation == generation else None)
 
 
+def _set_transparent(on: bool) -> None:
+    """No foreign syscall can be interrupted in fallback mode: a no-op."""
+    _register()
+
+
+def _transparent() -> bool:
+    return False
+
+
+def _stats() -> dict[str, int]:
+    """No signal is ever sent in fallback mode: all counters stay 0."""
+    return dict.fromkeys(("sent", "send_esrch", "send_failed", "handled",
+                          "redirected", "deferred", "ignored", "foreign"), 0)
+
+
 def _pending() -> bool:
     slot = _self()
     return bool(slot is not None and slot.cancel)

@@ -43,7 +43,8 @@ def get_executor(loop: asyncio.AbstractEventLoop | None = None) -> Executor:
 
 
 def install(loop: asyncio.AbstractEventLoop | None = None,
-            executor: Executor | None = None) -> Executor:
+            executor: Executor | None = None, *,
+            transparent: bool = False) -> Executor:
     """Make `loop`'s (default: the running loop's) default executor an
     `aiocancel.Executor`, and return it.
 
@@ -56,11 +57,14 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     waiting for the worker, so a result that the job produced anyway is
     dropped (the worker is still freed as soon as the job reaches a
     cancellation point). Prefer `aiocancel.to_thread` where results matter.
+
+    ``transparent=True`` (when no `executor` is given) makes blocking calls
+    inside foreign C code cancellable too; see `aiocancel.transparent`.
     """
     if loop is None:
         loop = asyncio.get_running_loop()
     if executor is None:
-        executor = Executor()
+        executor = Executor(transparent=transparent)
     previous = getattr(loop, "_default_executor", None)
     loop.set_default_executor(executor)
     _installed[loop] = executor

@@ -8,6 +8,7 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+from . import transparent as _transparent
 from ._backend import cancel as _cancel
 from ._job import Job
 
@@ -80,12 +81,18 @@ class Executor(ThreadPoolExecutor):
 
     ``shutdown(cancel_futures=True)`` cancels running jobs as well as queued
     ones, so it returns promptly when jobs block in cancellable calls.
+
+    ``transparent=True`` runs the workers in transparent mode: blocking
+    syscalls inside foreign C code (OpenSSL, C extensions) are cancellation
+    points too; see `aiocancel.transparent`.
     """
 
     def __init__(self, max_workers: int | None = None,
                  thread_name_prefix: str = "",
                  initializer: Callable[..., object] | None = None,
-                 initargs: tuple = ()) -> None:
+                 initargs: tuple = (), *, transparent: bool = False) -> None:
+        if transparent:
+            initializer = _transparent.initializer(initializer)
         super().__init__(max_workers, thread_name_prefix or "aiocancel",
                          initializer, initargs)
 

@@ -13,7 +13,7 @@
  * is still queued always names valid memory; the handler checks the tid.
  */
 #define _GNU_SOURCE
-#include "cancel_core.h"
+#include "cancel_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -43,7 +43,7 @@ extern const char aioc_cp_begin[], aioc_cp_end[], aioc_cp_cancel[];
 static aioc_slot *chunks[MAX_CHUNKS];
 static int nslots;             /* published with release after the chunk */
 static int free_head = -1;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t aioc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t self_key;
 static int cancel_sig;         /* 0 until aioc_init succeeded */
 
@@ -64,11 +64,14 @@ static aioc_slot *slot_at(int index)
     return &chunks[index / CHUNK_SLOTS][index % CHUNK_SLOTS];
 }
 
+aioc_slot *aioc_slot_at(int index) { return slot_at(index); }
+int aioc_slot_count(void) { return __atomic_load_n(&nslots, __ATOMIC_ACQUIRE); }
+
 static pid_t sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* rt_tgsigqueueinfo rather than tgkill: the slot index rides in si_value, so
  * the handler never needs thread-local storage to find its state. */
-static void send_cancel(aioc_slot *s, pid_t tid)
+void aioc_send_cancel(aioc_slot *s, pid_t tid)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
@@ -112,15 +115,27 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
         goto ignore;
     if (!__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) || s->state == AIOC_DISABLE)
         goto ignore;
-    sigaddset(&uc->uc_sigmask, sig);
     pc = (uintptr_t)AIOC_PC(uc);
     if (pc >= (uintptr_t)aioc_cp_begin && pc < (uintptr_t)aioc_cp_end) {
+        sigaddset(&uc->uc_sigmask, sig);
         AIOC_PC(uc) = (uintptr_t)aioc_cp_cancel;
         COUNT(AIOC_STAT_REDIRECTED);
         goto out;
     }
+    if (s->transparent) {
+        /* Foreign code checks no flag before its next syscall, so leaving
+         * the signal blocked could strand the request; the re-sender tries
+         * again instead (transparent.c). */
+        if (aioc_foreign_cancel(s, uc)) {
+            s->state = AIOC_DISABLE;
+            s->acted = 1;
+            COUNT(AIOC_STAT_FOREIGN);
+        }
+        goto out;
+    }
+    sigaddset(&uc->uc_sigmask, sig);
     COUNT(AIOC_STAT_DEFERRED);
-    send_cancel(s, tid);
+    aioc_send_cancel(s, tid);
     goto out;
 ignore:
     COUNT(AIOC_STAT_IGNORED);
@@ -131,7 +146,7 @@ out:
 static void slot_release(void *p)
 {
     aioc_slot *s = p;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     s->tid = 0;
     s->in_use = 0;
     s->ident = 0;
@@ -139,17 +154,18 @@ static void slot_release(void *p)
     s->cancel = 0;
     s->next_free = free_head;
     free_head = s->index;
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
 }
 
-static void fork_prepare(void) { pthread_mutex_lock(&lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&lock); }
+static void fork_prepare(void) { pthread_mutex_lock(&aioc_lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&aioc_lock); }
 
 void aioc_atfork_child(void)
 {
     aioc_slot *me = pthread_getspecific(self_key);
     int i, n = nslots;
-    pthread_mutex_init(&lock, NULL);
+    pthread_mutex_init(&aioc_lock, NULL);
+    aioc_resender_atfork_child();
     free_head = -1;
     for (i = n - 1; i >= 0; i--) {
         aioc_slot *s = slot_at(i);
@@ -271,24 +287,32 @@ aioc_slot *aioc_register(void)
     aioc_slot *s = aioc_self();
     if (s || !cancel_sig)
         return s;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     s = slot_alloc();
     if (s) {
         s->in_use = 1;
         s->ident = (unsigned long)pthread_self();
         s->generation++;
+        /* A recycled slot must not carry its previous thread's modes. */
         s->cancel = 0;
         s->sent = 0;
         s->acted = 0;
+        s->transparent = 0;
+        s->expect_pc = 0;
         s->state = AIOC_ENABLE;
         s->tid = sys_gettid();
     }
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     if (s && pthread_setspecific(self_key, s) != 0) {
         slot_release(s);
         s = NULL;
     }
     return s;
+}
+
+void aioc_set_transparent(aioc_slot *s, int on)
+{
+    s->transparent = on;
 }
 
 int aioc_setstate(aioc_slot *s, int state)
@@ -306,7 +330,10 @@ static int request(aioc_slot *s)
          * this store, must see it. */
         __atomic_store_n(&s->cancel, 1, __ATOMIC_SEQ_CST);
         COUNT(AIOC_STAT_SENT);
-        send_cancel(s, s->tid);
+        if (s->transparent)
+            aioc_resender_kick(s);   /* probes /proc first, then signals */
+        else
+            aioc_send_cancel(s, s->tid);
         s->sent = 1;
     }
     return 1;
@@ -315,7 +342,7 @@ static int request(aioc_slot *s)
 int aioc_cancel_ident(unsigned long ident)
 {
     int i, n, r = 0;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     n = nslots;
     for (i = 0; i < n; i++) {
         aioc_slot *s = slot_at(i);
@@ -324,7 +351,7 @@ int aioc_cancel_ident(unsigned long ident)
             break;
         }
     }
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     return r;
 }
 
@@ -332,11 +359,11 @@ int aioc_cancel_job(int index, uint64_t generation)
 {
     int r = 0;
     aioc_slot *s;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     s = slot_at(index);
     if (s && s->in_use && s->generation == generation)
         r = request(s);
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     return r;
 }
 
@@ -363,13 +390,14 @@ uint64_t aioc_job_begin(aioc_slot *s, int state)
 {
     uint64_t gen;
     int sent;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     gen = ++s->generation;
     sent = s->sent;
     s->sent = 0;
     s->cancel = 0;
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     s->acted = 0;
+    s->expect_pc = 0;
     reset_signal(sent);
     s->state = state;
     return gen;
@@ -379,9 +407,9 @@ int aioc_job_end(aioc_slot *s)
 {
     int acted = s->acted;
     s->state = AIOC_DISABLE;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     s->generation++;
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     s->acted = 0;
     return acted;
 }

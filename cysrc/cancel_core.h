@@ -25,12 +25,19 @@ typedef struct aioc_slot {
     volatile pid_t tid;       /* kernel tid while registered, else 0 */
     int index;                /* travels in si_value so the handler needs no TLS */
     int acted;                /* a cancellation point reported during this job */
+    volatile int transparent; /* foreign syscalls are cancellation points too */
+    /* Transparent mode, EINTR-style calls: the return PC of an allow-listed
+     * syscall the thread was seen blocked in (/proc/self/task/TID/syscall),
+     * published before the signal that may interrupt it; 0 if none. */
+    volatile uintptr_t expect_pc;
     /* Fields below are owned by the registry lock. */
     int in_use;
     int sent;                 /* a signal went out since the last job_begin */
     int next_free;
     unsigned long ident;      /* pthread_self(), i.e. threading.get_ident() */
     uint64_t generation;
+    int64_t resend_at_ns;     /* transparent mode: next re-send */
+    int64_t resend_delay_ns;
 } aioc_slot;
 
 /* Installs the signal handler. sig <= 0 picks the first real-time signal
@@ -39,6 +46,8 @@ typedef struct aioc_slot {
 int aioc_init(int sig);
 int aioc_signal(void);
 
+/* A slot by index (NULL if out of range). */
+aioc_slot *aioc_slot_at(int index);
 /* The calling thread's slot, or NULL if it never registered. */
 aioc_slot *aioc_self(void);
 /* Registers the calling thread (idempotent); NULL on allocation failure. */
@@ -68,6 +77,9 @@ int aioc_testcancel(void);
 long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
                      int *acted);
 
+/* Transparent mode for the calling thread's jobs (see transparent.c). */
+void aioc_set_transparent(aioc_slot *s, int on);
+
 /* Event counters since aioc_init, for tests and the stress command. */
 #define AIOC_STAT_SENT        0  /* requests that sent the signal */
 #define AIOC_STAT_SEND_ESRCH  1  /* ...to a thread that no longer existed */
@@ -76,7 +88,8 @@ long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
 #define AIOC_STAT_REDIRECTED  4  /* ...that sent the thread to the cancel path */
 #define AIOC_STAT_DEFERRED    5  /* ...that re-queued (syscall done, or nested) */
 #define AIOC_STAT_IGNORED     6  /* ...with nothing to do (stale, DISABLE) */
-#define AIOC_NSTATS           7
+#define AIOC_STAT_FOREIGN     7  /* ...that failed a foreign syscall (transparent) */
+#define AIOC_NSTATS           8
 void aioc_stats(unsigned long out[AIOC_NSTATS]);
 
 /* fork: called in the child; only the calling thread survives. */

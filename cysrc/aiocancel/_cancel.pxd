@@ -5,6 +5,7 @@ cdef extern from "cancel_core.h" nogil:
     ctypedef struct aioc_slot:
         int cancel
         int index
+        int transparent
         int state
     int AIOC_ENABLE
     int AIOC_DISABLE
@@ -15,6 +16,7 @@ cdef extern from "cancel_core.h" nogil:
     int aioc_init(int sig)
     int aioc_signal()
     aioc_slot *aioc_self()
+    aioc_slot *aioc_slot_at(int index)
     aioc_slot *aioc_register()
     int aioc_setstate(aioc_slot *s, int state)
     int aioc_cancel_ident(unsigned long ident)
@@ -22,6 +24,7 @@ cdef extern from "cancel_core.h" nogil:
     uint64_t aioc_job_begin(aioc_slot *s, int state)
     int aioc_job_end(aioc_slot *s)
     int aioc_testcancel()
+    void aioc_set_transparent(aioc_slot *s, int on)
     int AIOC_NSTATS
     void aioc_stats(unsigned long *out)
     long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e,

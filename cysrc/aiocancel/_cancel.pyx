@@ -189,6 +189,18 @@ def _cancel_job(int slot, uint64_t generation):
     return bool(aioc_cancel_job(slot, generation))
 
 
+def _set_transparent(bint on):
+    """Make the calling thread's (a worker's) foreign syscalls cancellation
+    points too; see aiocancel.transparent."""
+    aioc_set_transparent(_registered(), on)
+
+
+def _transparent():
+    """Whether the calling thread is in transparent mode."""
+    cdef aioc_slot *s = aioc_self()
+    return s is not NULL and bool(s.transparent)
+
+
 def _pending():
     """Whether the calling thread has a pending request (tests, diagnostics)."""
     cdef aioc_slot *s = aioc_self()
@@ -196,7 +208,7 @@ def _pending():
 
 
 _STAT_NAMES = ("sent", "send_esrch", "send_failed", "handled", "redirected",
-               "deferred", "ignored")
+               "deferred", "ignored", "foreign")
 
 
 def _stats():
@@ -207,7 +219,8 @@ def _stats():
     (``send_failed``), and handler runs (``handled``) split into
     ``redirected`` (the thread was before or in its syscall: cancel path),
     ``deferred`` (re-queued: the syscall had returned, or a signal handler was
-    running) and ``ignored`` (no pending request, DISABLE, stale slot)."""
+    running), ``ignored`` (no pending request, DISABLE, stale slot) and
+    ``foreign`` (transparent mode failed a foreign syscall)."""
     cdef unsigned long out[16]
     assert AIOC_NSTATS <= 16
     aioc_stats(out)
