@@ -438,19 +438,23 @@ static int the_cancel_sig;
 
 static void outer_handler(int sig)
 {
+    static const struct timespec tick = {0, 100000};
     sigset_t pending;
+    int i;
     (void)sig;
     outer_entered = 1;
     while (!outer_release)
-        ;
+        nanosleep(&tick, NULL);
     /* The cancel signal fired inside us, deferred, and is now queued again
-     * and blocked: that is what "acts after the outer handler" means. */
-    for (;;) {
+     * and blocked: that is what "acts after the outer handler" means.
+     * (Bounded, so that a failure is reported rather than hanging.) */
+    for (i = 0; i < 50000; i++) {
         sigpending(&pending);
         if (sigismember(&pending, the_cancel_sig)) {
             outer_saw_pending = 1;
             break;
         }
+        nanosleep(&tick, NULL);
     }
 }
 
