@@ -8,7 +8,7 @@ lost. See README.md.
 """
 from __future__ import annotations
 
-from . import syscalls, transparent
+from . import aio, syscalls, transparent
 from ._backend import SUPPORTED
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
@@ -31,5 +31,5 @@ __all__ = [
     "CANCEL_ENABLE", "CANCEL_DISABLE", "CANCEL_MASKED",
     "setcancelstate", "getcancelstate", "masked", "cancel_thread",
     "testcancel", "cancel_signal", "syscalls", "transparent",
-    "Executor", "to_thread", "install", "get_executor",
+    "Executor", "to_thread", "install", "get_executor", "aio",
 ]

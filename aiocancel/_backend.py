@@ -9,6 +9,7 @@ when the job returns.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import sys
@@ -19,8 +20,8 @@ FORCED_FALLBACK = os.environ.get("AIOCANCEL_FALLBACK", "") not in ("", "0")
 
 if HAS_TRAMPOLINE and not FORCED_FALLBACK:
     try:
-        from . import _cancel as cancel
-        from . import _syscalls as syscalls
+        cancel = importlib.import_module(__package__ + "._cancel")
+        syscalls = importlib.import_module(__package__ + "._syscalls")
     except ModuleNotFoundError as exc:
         if exc.name not in (__package__ + "._cancel", __package__ + "._syscalls"):
             raise

@@ -1,8 +1,12 @@
 """`Executor`: a ThreadPoolExecutor whose futures can cancel running jobs."""
 from __future__ import annotations
 
+import functools
 import queue
+import threading
+import weakref
 from concurrent.futures import Future
+from concurrent.futures import _base
 from concurrent.futures import thread as _thread
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool, ThreadPoolExecutor
@@ -21,11 +25,12 @@ class JobFuture(Future):
     """The future of an `Executor` job.
 
     `cancel()` also works while the job runs: it sends the cancel request to
-    the worker and returns True. The future then ends cancelled if the job
-    ended cancelled (it raised `Cancelled`/`ThreadCancelled`, or raised after
-    one of its cancellation points acted), or with the job's own result or
-    exception if the job finished first. `cancel()` returns False once the
-    future is done.
+    the worker and returns True. The future then ends cancelled (``cancelled()``
+    True, ``result()`` raises ``concurrent.futures.CancelledError``) if the
+    job ended cancelled (it raised `Cancelled`/`ThreadCancelled`, or raised
+    anything after one of its cancellation points reported ECANCELED), or
+    with the job's own result or exception if the job finished first.
+    `cancel()` returns False once the future is done.
     """
 
     _job: "_FutureJob"
@@ -37,6 +42,8 @@ class JobFuture(Future):
         return super().cancel()
 
     def _end_cancelled(self) -> None:
+        # RUNNING -> CANCELLED_AND_NOTIFIED directly: nobody will call
+        # set_running_or_notify_cancel again, so notify waiters here.
         with self._condition:
             self._state = CANCELLED_AND_NOTIFIED
             for waiter in self._waiters:
@@ -47,6 +54,7 @@ class JobFuture(Future):
 
 class _FutureJob(Job):
     __slots__ = ("future",)
+    handoff_finish = False     # set_result runs the future's done-callbacks
 
     def __init__(self, future: JobFuture, fn: Callable[..., Any], args: tuple,
                  kwargs: dict) -> None:
@@ -72,15 +80,87 @@ class _FutureJob(Job):
         self.exc = None   # the future holds it; break the traceback cycle
 
 
+class _IdleCount:
+    """How many workers wait for work: ThreadPoolExecutor's idle semaphore
+    without its Python-level lock, since a worker now counts itself idle on
+    the path that delivers each result. list.append/pop are atomic."""
+
+    __slots__ = ("_tokens", "release")
+
+    def __init__(self) -> None:
+        self._tokens: list[None] = []
+        self.release = functools.partial(self._tokens.append, None)
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Take one idle worker if there is one (never blocks)."""
+        try:
+            self._tokens.pop()
+        except IndexError:
+            return False
+        return True
+
+
+def _work(executor_ref: "weakref.ref[Executor]", work_queue: queue.SimpleQueue,
+          idle: _IdleCount, initializer: Callable[..., object] | None,
+          initargs: tuple) -> None:
+    """A worker's loop: concurrent.futures' own, except that the worker
+    counts itself idle (releases `idle`) as soon as its job's outcome exists,
+    before the job wakes whoever waits for it (`Executor._job_ending`): a
+    caller that submits again right away reuses this worker instead of
+    starting another thread."""
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException:
+            _base.LOGGER.critical("Exception in initializer:", exc_info=True)
+            executor = executor_ref()
+            if executor is not None:
+                executor._initializer_failed()
+            return
+    counted = False        # idle already released for the coming wait
+    try:
+        while True:
+            if counted:
+                job = work_queue.get(block=True)
+            else:
+                try:
+                    job = work_queue.get_nowait()
+                except queue.Empty:
+                    idle.release()
+                    job = work_queue.get(block=True)
+            if job is not None:
+                try:
+                    job.run()
+                except Exception:      # a delivery bug must not kill the worker
+                    _base.LOGGER.critical("Exception delivering a job",
+                                          exc_info=True)
+                counted = job.counted
+                del job
+                continue
+            counted = True         # a wake-up that consumed no idle count
+            executor = executor_ref()
+            if _thread._shutdown or executor is None or executor._shutdown:
+                if executor is not None:
+                    executor._shutdown = True
+                work_queue.put(None)      # wake the next worker
+                return
+            del executor
+    except BaseException:
+        _base.LOGGER.critical("Exception in worker", exc_info=True)
+
+
 class Executor(ThreadPoolExecutor):
     """A drop-in `concurrent.futures.ThreadPoolExecutor` with cancellable jobs.
 
     Every job runs on a worker registered for cancellation, in MASKED state,
     under a fresh job generation (a request meant for one job never hits the
-    next). Accepted by ``loop.set_default_executor`` (see `aiocancel.install`).
+    next): the `aiocancel.syscalls` calls it makes are cancellation points.
+    Accepted by ``loop.set_default_executor`` (see `aiocancel.install`).
 
-    ``shutdown(cancel_futures=True)`` cancels running jobs as well as queued
-    ones, so it returns promptly when jobs block in cancellable calls.
+    The futures it returns are `JobFuture`: ``cancel()`` also cancels a
+    running job. ``shutdown(cancel_futures=True)`` cancels running jobs as
+    well as queued ones, so it returns promptly when the jobs block in
+    cancellable calls.
 
     ``transparent=True`` runs the workers in transparent mode: blocking
     syscalls inside foreign C code (OpenSSL, C extensions) are cancellation
@@ -91,20 +171,28 @@ class Executor(ThreadPoolExecutor):
                  thread_name_prefix: str = "",
                  initializer: Callable[..., object] | None = None,
                  initargs: tuple = (), *, transparent: bool = False) -> None:
+        self._transparent = transparent
         if transparent:
             initializer = _transparent.initializer(initializer)
         super().__init__(max_workers, thread_name_prefix or "aiocancel",
                          initializer, initargs)
+        self._job_init = (initializer, initargs)
+        self._idle_semaphore = _IdleCount()
+        # Set by shutdown(cancel_futures=True); Job.run checks it after
+        # RUNNING, which reaches jobs dequeued before the shutdown.
+        self._cancel_running = False
 
     def submit(self, fn: Callable[..., T], /, *args: Any,
                **kwargs: Any) -> "Future[T]":
+        """Schedule ``fn(*args, **kwargs)``; return a `JobFuture`."""
         future = JobFuture()
         self.submit_job(_FutureJob(future, fn, args, kwargs))
         return future
 
     def submit_job(self, job: Job) -> None:
-        """Queue a `Job` (the front ends' entry point, one allocation less
-        than a future per call)."""
+        """Queue a `Job` (the front ends' entry point: one future fewer per
+        call than `submit`). Raises RuntimeError after shutdown and
+        BrokenThreadPool if a worker initializer failed."""
         with self._shutdown_lock, _thread._global_shutdown_lock:
             if self._broken:
                 raise BrokenThreadPool(self._broken)
@@ -113,8 +201,37 @@ class Executor(ThreadPoolExecutor):
             if _thread._shutdown:
                 raise RuntimeError("cannot schedule new futures after "
                                    "interpreter shutdown")
+            job.pool = self
             self._work_queue.put(job)
             self._adjust_thread_count()
+
+    def _job_ending(self) -> bool:
+        """Worker side, between a job's end and its delivery: count this
+        worker idle now if it will wait for work next. Returns whether it
+        did (the worker loop then skips its own count)."""
+        if self._work_queue.empty():
+            self._idle_semaphore.release()
+            return True
+        return False
+
+    def _adjust_thread_count(self) -> None:
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+
+        def weakref_cb(_: object, q: queue.SimpleQueue = self._work_queue) -> None:
+            q.put(None)
+
+        num_threads = len(self._threads)
+        if num_threads < self._max_workers:
+            initializer, initargs = self._job_init
+            t = threading.Thread(
+                name=f"{self._thread_name_prefix}_{num_threads}", target=_work,
+                args=(weakref.ref(self, weakref_cb), self._work_queue,
+                      self._idle_semaphore, initializer, initargs))
+            t.start()
+            self._threads.add(t)
+            # concurrent.futures joins these at interpreter exit.
+            _thread._threads_queues[t] = self._work_queue
 
     def _drain(self, exc: BaseException | None) -> None:
         # Called with _shutdown_lock held: no submit can interleave.
@@ -124,6 +241,7 @@ class Executor(ThreadPoolExecutor):
             except queue.Empty:
                 return
             if job is not None:
+                job.pool = None        # not run by a worker: no idle count
                 if exc is None:
                     job.cancel()
                     job.run()          # delivers "cancelled before start"
@@ -138,14 +256,17 @@ class Executor(ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """As ThreadPoolExecutor.shutdown; with ``cancel_futures=True`` the
-        jobs already running get a cancel request too."""
+        jobs already running get a cancel request too, so that ``wait=True``
+        returns as soon as they reach a cancellation point."""
         with self._shutdown_lock:
             self._shutdown = True
             if cancel_futures:
+                self._cancel_running = True
                 self._drain(None)
                 for thread in list(self._threads):
-                    # An idle worker is in DISABLE: the flag is cleared at
-                    # its next job_begin, and its futex wait just restarts.
+                    # Reaches the job a worker is running. An idle worker is
+                    # in DISABLE: the flag is cleared at its next job_begin,
+                    # and its futex wait just restarts.
                     if thread.ident is not None:
                         _cancel.cancel_thread(thread.ident)
             self._work_queue.put(None)
