@@ -31,8 +31,10 @@ extern const char aioc_cp_begin[], aioc_cp_end[], aioc_cp_cancel[];
 
 #if defined(__x86_64__)
 #define AIOC_PC(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
+#define AIOC_SP(uc) ((uc)->uc_mcontext.gregs[REG_RSP])
 #elif defined(__aarch64__)
 #define AIOC_PC(uc) ((uc)->uc_mcontext.pc)
+#define AIOC_SP(uc) ((uc)->uc_mcontext.sp)
 #else
 #error "aiocancel: no trampoline for this architecture"
 #endif
@@ -135,6 +137,16 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
     }
     sigaddset(&uc->uc_sigmask, sig);
     COUNT(AIOC_STAT_DEFERRED);
+    /* On a kernel the re-queued signal stays blocked until an outer handler
+     * returns, so it never comes straight back to the context it was
+     * deferred at. Valgrind ignores changes to uc_sigmask and delivers it
+     * again at once: the same (PC, SP) means no outer handler lies between,
+     * and re-queuing would loop forever. The flag carries the request to
+     * the next cancellation point. */
+    if (pc == s->deferred_pc && (uintptr_t)AIOC_SP(uc) == s->deferred_sp)
+        goto out;
+    s->deferred_pc = pc;
+    s->deferred_sp = (uintptr_t)AIOC_SP(uc);
     aioc_send_cancel(s, tid);
     goto out;
 ignore:
@@ -196,6 +208,20 @@ void aioc_atfork_child(void)
         aioc_slot *s = slot_at(i);
         if (s == me) {
             s->tid = sys_gettid();
+            /* The child is a new process: a request aimed at the parent's
+             * thread (or at the job it was running) is not for it. Clear the
+             * flag and move the generation on so that a (slot, generation)
+             * copied from the parent names nothing here. Pending signals
+             * are not inherited, but the mask is: the handler may have left
+             * the cancel signal blocked while deferring, so unblock it. */
+            s->cancel = 0;
+            s->generation++;
+            if (s->sent) {
+                sigset_t set;
+                sigemptyset(&set);
+                sigaddset(&set, cancel_sig);
+                pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+            }
             s->sent = 0;
             continue;
         }
@@ -308,6 +334,7 @@ aioc_slot *aioc_register(void)
         s->acted = 0;
         s->transparent = 0;
         s->expect_pc = 0;
+        s->deferred_pc = s->deferred_sp = 0;
         s->state = AIOC_ENABLE;
         s->tid = sys_gettid();
     }
@@ -416,6 +443,7 @@ uint64_t aioc_job_begin(aioc_slot *s, int state)
     pthread_mutex_unlock(&aioc_lock);
     s->acted = 0;
     s->expect_pc = 0;
+    s->deferred_pc = s->deferred_sp = 0;
     reset_signal(sent);
     s->state = state;
     return gen;

@@ -30,6 +30,8 @@ typedef struct aioc_slot {
      * syscall the thread was seen blocked in (/proc/self/task/TID/syscall),
      * published before the signal that may interrupt it; 0 if none. */
     volatile uintptr_t expect_pc;
+    /* Where the handler last deferred (PC, SP); see cancel_handler. */
+    volatile uintptr_t deferred_pc, deferred_sp;
     /* Fields below are owned by the registry lock. */
     int in_use;
     int sent;                 /* a signal went out since the last job_begin */
