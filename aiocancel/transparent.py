@@ -17,8 +17,12 @@ only where the kernel has produced nothing yet:
   has its -EINTR turned into -ECANCELED.
 
 libc then returns -1 with errno ECANCELED to the foreign code, which fails as
-it fails on any I/O error (``ssl.SSLError``, ``OSError``,
-``requests.ConnectionError``...). The thread is in DISABLE state from then
+it fails on any I/O error (``OSError``, ``requests.ConnectionError``...).
+OpenSSL reports such a failed read as an unexpected EOF: ``ssl.SSLEOFError``,
+which an ``SSLSocket`` with the default ``suppress_ragged_eofs=True`` returns
+as ``b""`` — so a cancelled TLS ``recv`` looks like the peer closing; the job
+then *returns*, and `aiocancel.to_thread` hands ``b""`` to the task with the
+cancellation left pending for its next ``await``. The thread is in DISABLE state from then
 on (one-off), so code that retries does not spin; `aiocancel.to_thread`,
 `Executor` futures and the anyio backends count a job that raised after that
 as cancelled. A request that lands elsewhere (in Python code, in a futex wait)

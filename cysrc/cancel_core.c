@@ -31,8 +31,10 @@ extern const char aioc_cp_begin[], aioc_cp_end[], aioc_cp_cancel[];
 
 #if defined(__x86_64__)
 #define AIOC_PC(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
+#define AIOC_SP(uc) ((uc)->uc_mcontext.gregs[REG_RSP])
 #elif defined(__aarch64__)
 #define AIOC_PC(uc) ((uc)->uc_mcontext.pc)
+#define AIOC_SP(uc) ((uc)->uc_mcontext.sp)
 #else
 #error "aiocancel: no trampoline for this architecture"
 #endif
@@ -135,6 +137,16 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
     }
     sigaddset(&uc->uc_sigmask, sig);
     COUNT(AIOC_STAT_DEFERRED);
+    /* On a kernel the re-queued signal stays blocked until an outer handler
+     * returns, so it never comes straight back to the context it was
+     * deferred at. Valgrind ignores changes to uc_sigmask and delivers it
+     * again at once: the same (PC, SP) means no outer handler lies between,
+     * and re-queuing would loop forever. The flag carries the request to
+     * the next cancellation point. */
+    if (pc == s->deferred_pc && (uintptr_t)AIOC_SP(uc) == s->deferred_sp)
+        goto out;
+    s->deferred_pc = pc;
+    s->deferred_sp = (uintptr_t)AIOC_SP(uc);
     aioc_send_cancel(s, tid);
     goto out;
 ignore:
@@ -143,10 +155,9 @@ out:
     errno = saved_errno;
 }
 
-static void slot_release(void *p)
+/* Lock held: the slot's thread is gone or going; recycle the slot. */
+static void recycle(aioc_slot *s)
 {
-    aioc_slot *s = p;
-    pthread_mutex_lock(&aioc_lock);
     s->tid = 0;
     s->in_use = 0;
     s->ident = 0;
@@ -154,7 +165,33 @@ static void slot_release(void *p)
     s->cancel = 0;
     s->next_free = free_head;
     free_head = s->index;
+}
+
+/* pthread-key destructor, in the exiting thread. aioc_unregister may have
+ * recycled the slot already, from another thread (interpreter shutdown), and
+ * it may belong to a new thread by now: only our own tid releases it. */
+static void slot_release(void *p)
+{
+    aioc_slot *s = p;
+    pid_t tid = sys_gettid();
+    pthread_mutex_lock(&aioc_lock);
+    if (s->in_use && s->tid == tid)
+        recycle(s);
     pthread_mutex_unlock(&aioc_lock);
+}
+
+void aioc_unregister(aioc_slot *s, uint64_t serial)
+{
+    int released;
+    pthread_mutex_lock(&aioc_lock);
+    released = s->in_use && s->serial == serial;
+    if (released)
+        recycle(s);
+    pthread_mutex_unlock(&aioc_lock);
+    /* A slot is owned by one thread: if the caller's key names it, the
+     * caller is its (exiting) owner, and must not reach it again. */
+    if (released && pthread_getspecific(self_key) == s)
+        pthread_setspecific(self_key, NULL);
 }
 
 static void fork_prepare(void) { pthread_mutex_lock(&aioc_lock); }
@@ -171,17 +208,26 @@ void aioc_atfork_child(void)
         aioc_slot *s = slot_at(i);
         if (s == me) {
             s->tid = sys_gettid();
+            /* The child is a new process: a request aimed at the parent's
+             * thread (or at the job it was running) is not for it. Clear the
+             * flag and move the generation on so that a (slot, generation)
+             * copied from the parent names nothing here. Pending signals
+             * are not inherited, but the mask is: the handler may have left
+             * the cancel signal blocked while deferring, so unblock it. */
+            s->cancel = 0;
+            s->generation++;
+            if (s->sent) {
+                sigset_t set;
+                sigemptyset(&set);
+                sigaddset(&set, cancel_sig);
+                pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+            }
             s->sent = 0;
             continue;
         }
-        /* Threads other than the forking one do not exist in the child. */
-        s->tid = 0;
-        s->in_use = 0;
-        s->ident = 0;
-        s->cancel = 0;
-        s->generation++;
-        s->next_free = free_head;
-        free_head = i;
+        /* Threads other than the forking one do not exist in the child;
+         * the free list is rebuilt from every other slot. */
+        recycle(s);
     }
 }
 
@@ -243,6 +289,8 @@ aioc_slot *aioc_self(void)
 }
 
 /* Called with lock held. */
+static uint64_t registrations;   /* lock held */
+
 static aioc_slot *slot_alloc(void)
 {
     aioc_slot *s;
@@ -277,6 +325,7 @@ aioc_slot *aioc_register(void)
     s = slot_alloc();
     if (s) {
         s->in_use = 1;
+        s->serial = ++registrations;
         s->ident = (unsigned long)pthread_self();
         s->generation++;
         /* A recycled slot must not carry its previous thread's modes. */
@@ -285,13 +334,23 @@ aioc_slot *aioc_register(void)
         s->acted = 0;
         s->transparent = 0;
         s->expect_pc = 0;
+        s->deferred_pc = s->deferred_sp = 0;
         s->state = AIOC_ENABLE;
         s->tid = sys_gettid();
     }
     pthread_mutex_unlock(&aioc_lock);
     if (s && pthread_setspecific(self_key, s) != 0) {
         slot_release(s);
-        s = NULL;
+        return NULL;
+    }
+    if (s) {
+        /* Threads inherit their creator's signal mask, which may hold the
+         * cancel signal blocked (a deferred request leaves it so): nothing
+         * is pending for a fresh registration, so it must be interruptible. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, cancel_sig);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     }
     return s;
 }
@@ -384,6 +443,7 @@ uint64_t aioc_job_begin(aioc_slot *s, int state)
     pthread_mutex_unlock(&aioc_lock);
     s->acted = 0;
     s->expect_pc = 0;
+    s->deferred_pc = s->deferred_sp = 0;
     reset_signal(sent);
     s->state = state;
     return gen;

@@ -30,12 +30,15 @@ typedef struct aioc_slot {
      * syscall the thread was seen blocked in (/proc/self/task/TID/syscall),
      * published before the signal that may interrupt it; 0 if none. */
     volatile uintptr_t expect_pc;
+    /* Where the handler last deferred (PC, SP); see cancel_handler. */
+    volatile uintptr_t deferred_pc, deferred_sp;
     /* Fields below are owned by the registry lock. */
     int in_use;
     int sent;                 /* a signal went out since the last job_begin */
     int next_free;
     unsigned long ident;      /* pthread_self(), i.e. threading.get_ident() */
     uint64_t generation;
+    uint64_t serial;          /* which registration owns the slot */
     int64_t resend_at_ns;     /* transparent mode: next re-send */
     int64_t resend_delay_ns;
 } aioc_slot;
@@ -52,6 +55,10 @@ aioc_slot *aioc_slot_at(int index);
 aioc_slot *aioc_self(void);
 /* Registers the calling thread (idempotent); NULL on allocation failure. */
 aioc_slot *aioc_register(void);
+/* Unregisters registration `serial` of slot s, if it still holds it: called
+ * when the Python thread state is torn down, which on 3.11 happens before
+ * Thread.join() returns but before the pthread-key destructor runs. */
+void aioc_unregister(aioc_slot *s, uint64_t serial);
 
 int aioc_setstate(aioc_slot *s, int state);  /* returns the old state */
 

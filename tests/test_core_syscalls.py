@@ -121,6 +121,30 @@ def test_cancel_blocked_write_full_pipe(runner, pipe):
 
 
 @requires_core
+def test_cancel_blocked_write_after_partial_write_returns_the_count(runner, pipe):
+    """A big write fills the pipe, then blocks; the request arrives then. The
+    kernel already wrote part of it, so that count is the result (no lost
+    result), the request stays pending, and the next call is cancelled."""
+    r, w = pipe
+    data = b"p" * (1 << 20)
+
+    def body():
+        with aiocancel.masked():
+            n = syscalls.write(w, data)
+            state, pending = aiocancel.getcancelstate(), aiocancel._cancel._pending()
+            try:
+                syscalls.write(w, b"more")
+            except aiocancel.Cancelled:
+                return n, state, pending, "cancelled"
+            return n, state, pending, "written"
+
+    n, state, pending, second = cancel_blocked(runner, body, "write", w)
+    assert 0 < n < len(data)
+    assert (state, pending, second) == (aiocancel.CANCEL_MASKED, True, "cancelled")
+    assert pipe_pending(r) == data[:n]
+
+
+@requires_core
 def test_cancel_blocked_recv_silent_socket(runner, sockpair):
     a, b = sockpair
     assert_cancelled(cancel_blocked(runner, masked_call(syscalls.recv, a, 100),

@@ -5,6 +5,7 @@ cdef extern from "cancel_core.h" nogil:
     ctypedef struct aioc_slot:
         int cancel
         int index
+        uint64_t serial
         int transparent
         int state
     int AIOC_ENABLE
@@ -18,6 +19,7 @@ cdef extern from "cancel_core.h" nogil:
     aioc_slot *aioc_self()
     aioc_slot *aioc_slot_at(int index)
     aioc_slot *aioc_register()
+    void aioc_unregister(aioc_slot *s, uint64_t serial)
     int aioc_setstate(aioc_slot *s, int state)
     int aioc_cancel_ident(unsigned long ident)
     int aioc_cancel_job(int index, uint64_t generation)

@@ -17,6 +17,7 @@ thread's state:
 import os
 import signal as _signal
 
+from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
 
 from aiocancel._errors import Cancelled, ThreadCancelled
@@ -93,10 +94,37 @@ def cancel_signal():
     return aioc_signal()
 
 
+cdef class _Registration:
+    """Kept in the thread's state dict, which CPython clears in that thread
+    before Thread.join() returns; the pthread-key destructor comes later
+    (after join() on 3.11), and a request in between would signal a thread
+    that Python already considers gone."""
+    cdef aioc_slot *slot
+    cdef uint64_t serial
+
+    def __dealloc__(self):
+        aioc_unregister(self.slot, self.serial)
+
+
+cdef extern from "Python.h":
+    PyObject *PyThreadState_GetDict()     # borrowed; NULL without a thread state
+
+
 cdef aioc_slot *_registered() except NULL:
-    cdef aioc_slot *s = aioc_register()
+    cdef aioc_slot *s = aioc_self()
+    cdef _Registration owner
+    cdef PyObject *tdict
+    if s is not NULL:
+        return s
+    s = aioc_register()
     if s is NULL:
         raise MemoryError("aiocancel: cannot register this thread")
+    owner = _Registration.__new__(_Registration)
+    owner.slot = s
+    owner.serial = s.serial
+    tdict = PyThreadState_GetDict()
+    if tdict is not NULL:
+        (<dict>tdict)["aiocancel.registration"] = owner
     return s
 
 
