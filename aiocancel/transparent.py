@@ -18,10 +18,11 @@ only where the kernel has produced nothing yet:
 
 libc then returns -1 with errno ECANCELED to the foreign code, which fails as
 it fails on any I/O error (``OSError``, ``requests.ConnectionError``...).
-OpenSSL reports such a failed read as an unexpected EOF: ``ssl.SSLEOFError``,
-which an ``SSLSocket`` with the default ``suppress_ragged_eofs=True`` returns
-as ``b""`` — so a cancelled TLS ``recv`` looks like the peer closing; the job
-then *returns*, and `aiocancel.to_thread` hands ``b""`` to the task with the
+A cancelled TLS read raises ``OSError(ECANCELED)`` on CPython 3.13; 3.11 and
+3.12 report it as an unexpected EOF, ``ssl.SSLEOFError``, which an
+``SSLSocket`` with the default ``suppress_ragged_eofs=True`` returns as
+``b""`` — the cancelled ``recv`` then looks like the peer closing, the job
+*returns*, and `aiocancel.to_thread` hands ``b""`` to the task with the
 cancellation left pending for its next ``await``. The thread is in DISABLE state from then
 on (one-off), so code that retries does not spin; `aiocancel.to_thread`,
 `Executor` futures and the anyio backends count a job that raised after that
