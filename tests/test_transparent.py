@@ -445,3 +445,81 @@ def test_anyio_install_transparent_cancels_a_foreign_read(pipe):
     finally:
         aio_anyio.install(transparent=False)
         aio_anyio.uninstall()
+
+
+def _full_pipe():
+    """A pipe whose buffer is full; returns (r, w, bytes in it)."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    filled = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            filled += os.write(w, b"f" * 4096)
+    os.set_blocking(w, True)
+    return r, w, filled
+
+
+def _full_backlog():
+    """A listener whose accept queue is full (listen(0) holds one), so the
+    next blocking connect waits for the SYN-ACK that never comes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(8):
+        c = socket.socket()
+        c.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            c.connect(listener.getsockname())
+        fillers.append(c)
+    return listener, fillers
+
+
+@pytest.mark.parametrize("call", ["write_full_pipe", "accept", "connect", "waitpid"])
+def test_allow_listed_foreign_calls_are_cancelled_with_nothing_done(executor, call):
+    """Foreign (glibc, via CPython) blocking calls on the allow-list: the
+    cancelled call did nothing — no byte written, no connection taken, no
+    child reaped — and the objects stay usable."""
+    cleanup = []
+    try:
+        if call == "write_full_pipe":
+            r, w, filled = _full_pipe()
+            cleanup += [lambda: os.close(r), lambda: os.close(w)]
+            fn = lambda reached: (reached(), os.write(w, b"x"))[1]
+        elif call == "accept":
+            listener = socket.create_server(("127.0.0.1", 0))
+            cleanup.append(listener.close)
+            fn = lambda reached: (reached(), listener.accept())[1]
+        elif call == "connect":
+            listener, fillers = _full_backlog()
+            sock = socket.socket()
+            cleanup += [listener.close, sock.close] + [f.close for f in fillers]
+            fn = lambda reached: (reached(), sock.connect(listener.getsockname()))[1]
+        else:
+            import subprocess
+            child = subprocess.Popen(["sleep", "60"])
+            cleanup.append(lambda: (child.kill(), child.wait()))
+            fn = lambda reached: (reached(), os.waitpid(child.pid, 0))[1]
+        baseline = fd_count()
+        future = Probe(executor, fn).cancel_when_blocked()
+        with pytest.raises(concurrent.futures.CancelledError):
+            future.result(JOIN)
+        assert fd_count() == baseline
+        if call == "write_full_pipe":
+            os.set_blocking(r, False)
+            drained = bytearray()
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(r, 1 << 20):
+                    drained += chunk
+            assert len(drained) == filled and b"x" not in drained
+        elif call == "accept":
+            client = socket.create_connection(listener.getsockname())
+            conn, _ = listener.accept()       # the listener still works
+            conn.close()
+            client.close()
+        elif call == "waitpid":
+            assert child.poll() is None       # not reaped by the cancelled call
+    finally:
+        for fn in reversed(cleanup):
+            with contextlib.suppress(Exception):
+                fn()
