@@ -37,6 +37,29 @@ cdef int raise_cancelled(int acted) except -1:
     raise Cancelled()
 
 
+cdef int the_signal() noexcept nogil:
+    """The cancel signal, for modules that do not link the C core."""
+    return aioc_signal()
+
+
+cdef int acted_so_far() noexcept nogil:
+    """The calling thread's acted field (see keep_pending)."""
+    cdef aioc_slot *s = aioc_self()
+    return 0 if s is NULL else s.acted
+
+
+cdef void keep_pending(int acted, int acted_before) noexcept nogil:
+    """Undo a cancellation point that acted (`acted`: how) but then found it
+    had consumed a result after all, as pthread_cond_wait does when it
+    consumed a signal: the state returns to what it was and the request stays
+    pending for the next cancellation point. `acted_before` is the slot's
+    acted field as it was before the call."""
+    cdef aioc_slot *s = aioc_self()
+    if s is not NULL:
+        s.state = AIOC_ENABLE if acted == AIOC_ACTED_ENABLE else AIOC_MASKED
+        s.acted = acted_before
+
+
 def _parse_signal(str spec):
     """AIOCANCEL_SIGNAL: a number, or SIGRTMIN+n / SIGRTMAX-n (SIG optional)."""
     text = spec.strip().upper()
@@ -187,6 +210,14 @@ def _job_end():
 def _cancel_job(int slot, uint64_t generation):
     """Request cancellation of job `generation` on worker `slot`."""
     return bool(aioc_cancel_job(slot, generation))
+
+
+def _cancellable():
+    """Whether the calling thread's cancellation points are live (registered,
+    state MASKED or ENABLE): the one check aiocancel.patch's replacements make
+    before choosing the cancellable call over the original."""
+    cdef aioc_slot *s = aioc_self()
+    return s is not NULL and s.state != AIOC_DISABLE
 
 
 def _pending():
