@@ -21,8 +21,12 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
     try:
         from . import _cancel as cancel
         from . import _syscalls as syscalls
+        from . import _files as files
+        from . import _futex as futex
+        from . import _sockets as sockets
+        from . import _waits as waits
     except ModuleNotFoundError as exc:
-        if exc.name not in (__package__ + "._cancel", __package__ + "._syscalls"):
+        if not (exc.name or "").startswith(__package__ + "._"):
             raise
         raise ImportError(
             f"aiocancel's compiled modules are missing next to {__file__}: this "
@@ -32,4 +36,5 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
 else:
     from . import _fallback as cancel
     from . import _fallback as syscalls
+    files = futex = sockets = waits = syscalls
     SUPPORTED = False
