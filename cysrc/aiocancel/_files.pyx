@@ -20,7 +20,7 @@ from aiocancel._sysbase cimport (_call, _attempt, _raise_errno_path, _fd,
                                  _fileno, _get_buffer, IOVecs)
 
 cdef extern from "<sys/syscall.h>":
-    long SYS_readv, SYS_writev, SYS_preadv, SYS_pwritev, SYS_preadv2
+    long SYS_readv, SYS_writev, SYS_preadv2
     long SYS_pwritev2, SYS_openat, SYS_flock, SYS_fcntl, SYS_fsync
     long SYS_fdatasync
 
@@ -72,24 +72,30 @@ def writev(fd, buffers):
     return _vectored(SYS_writev, fd, buffers, False, "writev() arg 2", 0, 0, False)
 
 
+# preadv2/pwritev2, as os.preadv/os.pwritev call them: offset -1 means the
+# file position (so they also work on pipes), `flags` are os.RWF_*.
+
 def preadv(fd, buffers, long long offset, int flags=0):
-    """``os.preadv``: readv at `offset` (file position unchanged); `flags`
-    (os.RWF_*) select preadv2. A cancellation point."""
-    return _vectored(SYS_preadv2 if flags else SYS_preadv, fd, buffers, True,
-                     "preadv() arg 2", offset, flags, True)
+    """``os.preadv``: readv at `offset` (the file position is unchanged;
+    -1 reads at and advances it). A cancellation point."""
+    return _vectored(SYS_preadv2, fd, buffers, True, "preadv() arg 2", offset,
+                     flags, True)
 
 
 def pwritev(fd, buffers, long long offset, int flags=0):
-    """``os.pwritev``: writev at `offset`; `flags` (os.RWF_*) select
-    pwritev2. A cancellation point."""
-    return _vectored(SYS_pwritev2 if flags else SYS_pwritev, fd, buffers, False,
-                     "pwritev() arg 2", offset, flags, True)
+    """``os.pwritev``: writev at `offset` (-1: at the file position). A
+    cancellation point."""
+    return _vectored(SYS_pwritev2, fd, buffers, False, "pwritev() arg 2",
+                     offset, flags, True)
 
 
 # ---- open -------------------------------------------------------------------
 
 cdef bytes _path_bytes(object path):
     cdef bytes raw
+    if not isinstance(path, (str, bytes, _os.PathLike)):
+        raise TypeError(f"open: path should be string, bytes or os.PathLike, "
+                        f"not {type(path).__name__}")
     raw = _os.fsencode(path)
     if b"\0" in raw:
         raise ValueError("embedded null byte")
@@ -103,7 +109,7 @@ def openat(dir_fd, path, int flags, int mode=0o777):
     cdef long r = _attempt(SYS_openat, d, <long><char *>raw,
                            flags | O_CLOEXEC, mode, 0, 0)
     if r < 0:
-        _raise_errno_path(r, path)
+        _raise_errno_path(r, _os.fspath(path))
     return <int>r
 
 
@@ -168,7 +174,7 @@ def fcntl(fd, int cmd, arg=0):
     n = view.len
     try:
         if n > FCNTL_BUFSZ:
-            raise ValueError("fcntl argument 3 is too long")
+            raise ValueError("fcntl string arg too long")
         memset(buf, 0, FCNTL_BUFSZ)
         memcpy(buf, view.buf, n)
     finally:

@@ -256,13 +256,14 @@ def sendmsg(sock, buffers, ancdata=(), int flags=0, address=None):
         raise TypeError("sendmsg() argument 2 must be an iterable") from None
     levels = []
     for item in ancdata:
-        if not (isinstance(item, tuple) and len(item) == 3
-                and isinstance(item[0], int) and isinstance(item[1], int)):
+        try:
+            level, kind, _ = item
+        except (TypeError, ValueError):
             raise TypeError("[sendmsg() ancillary data items]() argument must "
-                            f"be a (level, type, data) tuple, not {item!r:.80}")
-        levels.append((item[0], item[1]))
+                            f"be 3-item sequence, not {type(item).__name__}") from None
+        levels.append((int(level), int(kind)))
     iovs.fill(buffers, False, "sendmsg() argument 1")
-    items.fill([item[2] for item in ancdata], False, "sendmsg() argument 2")
+    items.fill([item[-1] for item in ancdata], False, "sendmsg() argument 2")
     for i in range(items.count):
         controllen += CMSG_SPACE(items.iov[i].iov_len)
         if controllen > SOCKLEN_LIMIT:

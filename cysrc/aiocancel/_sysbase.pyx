@@ -164,14 +164,10 @@ cdef class IOVecs:
         if self.views is NULL or self.iov is NULL:
             raise MemoryError()
         for i in range(self.count):
-            if writable:
-                try:
-                    PyObject_GetBuffer(buffers[i], &self.views[i], PyBUF_WRITABLE)
-                except (BufferError, TypeError):
-                    raise TypeError(f"a writable bytes-like object is required, "
-                                    f"not {type(buffers[i]).__name__}") from None
-            else:
-                PyObject_GetBuffer(buffers[i], &self.views[i], PyBUF_SIMPLE)
+            # Errors as os.readv / os.writev report them (BufferError for a
+            # read-only buffer given to a read).
+            PyObject_GetBuffer(buffers[i], &self.views[i],
+                               PyBUF_WRITABLE if writable else PyBUF_SIMPLE)
             self.pinned = i + 1
             self.iov[i].iov_base = self.views[i].buf
             self.iov[i].iov_len = self.views[i].len
