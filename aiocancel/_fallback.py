@@ -244,6 +244,8 @@ def accept(sock: Any, flags: int = socket.SOCK_CLOEXEC) -> tuple[int, Any]:
     fd, address = _with_sock(sock, "_accept")
     if flags & socket.SOCK_NONBLOCK:
         os.set_blocking(fd, False)
+    if not flags & socket.SOCK_CLOEXEC:
+        os.set_inheritable(fd, True)
     return fd, address
 
 

@@ -196,10 +196,8 @@ def recvmsg(sock, Py_ssize_t bufsize, Py_ssize_t ancbufsize=0, int flags=0):
     cdef long r
     if bufsize < 0:
         raise ValueError("negative buffer size in recvmsg()")
-    if ancbufsize < 0:
-        raise ValueError("negative buffer size in recvmsg()")
-    if ancbufsize > SOCKLEN_LIMIT:
-        raise OverflowError("ancillary data buffer length is too large")
+    if ancbufsize < 0 or ancbufsize > SOCKLEN_LIMIT:
+        raise ValueError("invalid ancillary data buffer length")
     memset(&msg, 0, sizeof(msg))
     memset(&ss, 0, sizeof(ss))
     buf = _bytes_alloc(bufsize)
@@ -263,7 +261,7 @@ def sendmsg(sock, buffers, ancdata=(), int flags=0, address=None):
                             f"be 3-item sequence, not {type(item).__name__}") from None
         levels.append((int(level), int(kind)))
     iovs.fill(buffers, False, "sendmsg() argument 1")
-    items.fill([item[-1] for item in ancdata], False, "sendmsg() argument 2")
+    items.fill([item[2] for item in ancdata], False, "sendmsg() argument 2")
     for i in range(items.count):
         controllen += CMSG_SPACE(items.iov[i].iov_len)
         if controllen > SOCKLEN_LIMIT:
