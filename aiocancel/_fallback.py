@@ -176,7 +176,11 @@ def _pending() -> bool:
 # ---- syscalls: a cancellation point at entry, then the stdlib call ----------
 
 def _sock(obj: Any) -> socket.socket:
-    return obj if isinstance(obj, socket.socket) else socket.socket(fileno=obj)
+    if isinstance(obj, socket.socket):
+        return obj
+    if isinstance(obj, int) and obj < 0:   # as the compiled calls: the kernel's EBADF
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    return socket.socket(fileno=obj if isinstance(obj, int) else obj.fileno())
 
 
 def _with_sock(obj: Any, method: str, *args: Any) -> Any:
