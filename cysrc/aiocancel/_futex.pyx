@@ -7,6 +7,7 @@ Waits use FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC deadline, so a
 restart after an unrelated signal never lengthens them.
 """
 import _thread
+import sys as _sys
 
 from cpython.buffer cimport PyBuffer_Release
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
@@ -40,6 +41,10 @@ cdef extern from *:
     int aioc_load(int *p) nogil
 
 cdef double TIMEOUT_MAX = _thread.TIMEOUT_MAX
+# _PyTime_t's range in seconds: past it _thread's lock reports a float overflow.
+cdef double TIME_LIMIT = 9223372036.854775
+NEGATIVE_TIMEOUT = ("timeout value must be a non-negative number"
+                    if _sys.version_info >= (3, 13) else "timeout value must be positive")
 
 
 cdef int _wait_op(bint private) noexcept nogil:
@@ -132,8 +137,10 @@ cdef class Waiter:
         cdef double secs = timeout
         if not block and secs != -1:
             raise ValueError("can't specify a timeout for a non-blocking call")
+        if secs > TIME_LIMIT or secs < -TIME_LIMIT:
+            raise OverflowError("timestamp out of range for platform time_t")
         if secs < 0 and secs != -1:
-            raise ValueError("timeout value must be a non-negative number")
+            raise ValueError(NEGATIVE_TIMEOUT)
         if secs > TIMEOUT_MAX:
             raise OverflowError("timeout value is too large")
         if aioc_cas(&self.word, 0, 1):

@@ -12,6 +12,7 @@ unrelated signal (retried, PEP 475) never lengthens them.
 import operator as _operator
 import os as _os
 import signal as _signal
+import sys as _sys
 
 from libc.errno cimport EINTR, EAGAIN
 from libc.string cimport memcpy, memset
@@ -53,29 +54,31 @@ cdef enum:
 
 # _PyTime_t holds nanoseconds in 64 bits: the stdlib's limit for timeouts.
 cdef double TIME_LIMIT = 9223372036.854775
+INT_OVERFLOW = ("timestamp too large to convert to C "
+                + ("PyTime_t" if _sys.version_info >= (3, 13) else "_PyTime_t"))
 
 
 cdef double _timeout_seconds(object timeout, str type_message) except? -1.5:
     """A timeout in seconds, converted as the stdlib converts one (float or
-    integer, NaN and overflow rejected); `type_message` replaces the
-    TypeError's text when given."""
+    integer, NaN and overflow rejected, with its messages); `type_message`
+    replaces the TypeError's text when given."""
     cdef double value
     if isinstance(timeout, float):
         value = timeout
         if value != value:
             raise ValueError("Invalid value NaN (not a number)")
-    else:
-        try:
-            value = _operator.index(timeout)
-        except TypeError:
-            if type_message is None:
-                raise
-            raise TypeError(type_message) from None
-        except OverflowError:
-            value = 1e300
-    if value > TIME_LIMIT or value < -TIME_LIMIT:
-        raise OverflowError("timestamp too large to convert to C _PyTime_t")
-    return value
+        if value > TIME_LIMIT or value < -TIME_LIMIT:
+            raise OverflowError("timestamp out of range for platform time_t")
+        return value
+    try:
+        number = _operator.index(timeout)
+    except TypeError:
+        if type_message is None:
+            raise
+        raise TypeError(type_message) from None
+    if number > TIME_LIMIT or number < -TIME_LIMIT:
+        raise OverflowError(INT_OVERFLOW)
+    return number
 
 
 # ---- select -----------------------------------------------------------------
