@@ -43,7 +43,7 @@ def get_executor(loop: asyncio.AbstractEventLoop | None = None) -> Executor:
 
 
 def install(loop: asyncio.AbstractEventLoop | None = None,
-            executor: Executor | None = None) -> Executor:
+            executor: Executor | None = None, patch: bool = False) -> Executor:
     """Make `loop`'s (default: the running loop's) default executor an
     `aiocancel.Executor`, and return it.
 
@@ -56,7 +56,14 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     waiting for the worker, so a result that the job produced anyway is
     dropped (the worker is still freed as soon as the job reaches a
     cancellation point). Prefer `aiocancel.to_thread` where results matter.
+
+    ``patch=True`` also calls `aiocancel.patch()`, so that the stdlib calls
+    jobs make (``time.sleep``, socket methods, ``queue.Queue.get``...) are
+    cancellation points too.
     """
+    if patch:
+        from ._patch import patch as _patch_stdlib
+        _patch_stdlib()
     if loop is None:
         loop = asyncio.get_running_loop()
     if executor is None:
