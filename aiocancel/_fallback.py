@@ -9,6 +9,7 @@ started always returns what the kernel produced.
 """
 from __future__ import annotations
 
+import _socket
 import _thread
 import errno
 import fcntl as _fcntl
@@ -18,9 +19,21 @@ import signal
 import socket
 import threading
 import time
+import types
 from typing import Any
 
 from ._errors import Cancelled, ThreadCancelled
+
+# The stdlib calls this module makes, bound at import: aiocancel.patch() later
+# points the module attributes at stand-ins that call back into this module.
+_std = types.SimpleNamespace(
+    sleep=time.sleep, poll=_select.poll, select=_select.select,
+    epoll=_select.epoll, flock=_fcntl.flock, lockf=_fcntl.lockf,
+    fcntl=_fcntl.fcntl, sigtimedwait=signal.sigtimedwait,
+    sigwaitinfo=signal.sigwaitinfo,
+    **{name: getattr(os, name) for name in (
+        "read", "write", "readv", "writev", "pread", "pwrite", "preadv",
+        "pwritev", "waitpid", "waitid", "fsync", "fdatasync")})
 
 CANCEL_ENABLE = 0
 CANCEL_DISABLE = 1
@@ -187,7 +200,8 @@ def _with_sock(obj: Any, method: str, *args: Any) -> Any:
     testcancel()
     sock = _sock(obj)
     try:
-        return getattr(sock, method)(*args)
+        # _socket.socket's own method: socket.socket's may be patched.
+        return getattr(_socket.socket, method)(sock, *args)
     finally:
         if sock is not obj:
             sock.detach()
@@ -201,31 +215,31 @@ def _nonneg(n: int, what: str) -> None:
 def read(fd: int, n: int) -> bytes:
     _nonneg(n, "read")
     testcancel()
-    return os.read(fd, n)
+    return _std.read(fd, n)
 
 
 def readinto(fd: int, buffer: Any) -> int:
     testcancel()
     try:
-        return os.readv(fd, [buffer])
+        return _std.readv(fd, [buffer])
     except BufferError:
         raise TypeError("a writable bytes-like object is required") from None
 
 
 def write(fd: int, data: Any) -> int:
     testcancel()
-    return os.write(fd, data)
+    return _std.write(fd, data)
 
 
 def pread(fd: int, n: int, offset: int) -> bytes:
     _nonneg(n, "pread")
     testcancel()
-    return os.pread(fd, n, offset)
+    return _std.pread(fd, n, offset)
 
 
 def pwrite(fd: int, data: Any, offset: int) -> int:
     testcancel()
-    return os.pwrite(fd, data, offset)
+    return _std.pwrite(fd, data, offset)
 
 
 def recv(sock: Any, n: int, flags: int = 0) -> bytes:
@@ -259,7 +273,7 @@ def connect(sock: Any, address: Any) -> None:
 
 def poll(fds: Any, timeout: float | None = None) -> list[tuple[int, int]]:
     testcancel()
-    poller = _select.poll()
+    poller = _std.poll()
     for fd, events in fds:
         poller.register(fd, events)
     ms = None if timeout is None or timeout < 0 else timeout * 1000.0
@@ -268,12 +282,12 @@ def poll(fds: Any, timeout: float | None = None) -> list[tuple[int, int]]:
 
 def sleep(seconds: float) -> None:
     testcancel()
-    time.sleep(seconds)
+    _std.sleep(seconds)
 
 
 def waitpid(pid: int, options: int) -> tuple[int, int]:
     testcancel()
-    return os.waitpid(pid, options)
+    return _std.waitpid(pid, options)
 
 
 def ppoll(fds: Any, timeout: float | None = None,
@@ -297,22 +311,22 @@ def _fileno(obj: Any) -> int:
 
 def readv(fd: Any, buffers: Any) -> int:
     testcancel()
-    return os.readv(_fileno(fd), buffers)
+    return _std.readv(_fileno(fd), buffers)
 
 
 def writev(fd: Any, buffers: Any) -> int:
     testcancel()
-    return os.writev(_fileno(fd), buffers)
+    return _std.writev(_fileno(fd), buffers)
 
 
 def preadv(fd: Any, buffers: Any, offset: int, flags: int = 0) -> int:
     testcancel()
-    return os.preadv(_fileno(fd), buffers, offset, flags)
+    return _std.preadv(_fileno(fd), buffers, offset, flags)
 
 
 def pwritev(fd: Any, buffers: Any, offset: int, flags: int = 0) -> int:
     testcancel()
-    return os.pwritev(_fileno(fd), buffers, offset, flags)
+    return _std.pwritev(_fileno(fd), buffers, offset, flags)
 
 
 def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
@@ -327,27 +341,27 @@ def openat(dir_fd: Any, path: Any, flags: int, mode: int = 0o777) -> int:
 
 def flock(fd: Any, operation: int) -> None:
     testcancel()
-    _fcntl.flock(fd, operation)
+    _std.flock(fd, operation)
 
 
 def lockf(fd: Any, cmd: int, len: int = 0, start: int = 0, whence: int = 0) -> None:
     testcancel()
-    _fcntl.lockf(fd, cmd, len, start, whence)
+    _std.lockf(fd, cmd, len, start, whence)
 
 
 def fcntl(fd: Any, cmd: int, arg: Any = 0) -> Any:
     testcancel()
-    return _fcntl.fcntl(fd, cmd, arg)
+    return _std.fcntl(fd, cmd, arg)
 
 
 def fsync(fd: Any) -> None:
     testcancel()
-    os.fsync(fd)
+    _std.fsync(fd)
 
 
 def fdatasync(fd: Any) -> None:
     testcancel()
-    os.fdatasync(fd)
+    _std.fdatasync(fd)
 
 
 # ---- sockets (aiocancel._sockets) --------------------------------------------
@@ -382,32 +396,32 @@ def sendmsg(sock: Any, buffers: Any, ancdata: Any = (), flags: int = 0,
 def select(rlist: Any, wlist: Any, xlist: Any,
            timeout: float | None = None) -> tuple[list, list, list]:
     testcancel()
-    return _select.select(rlist, wlist, xlist, timeout)
+    return _std.select(rlist, wlist, xlist, timeout)
 
 
 def epoll_wait(epfd: Any, timeout: float | None = None,
                maxevents: int = -1) -> list[tuple[int, int]]:
     testcancel()
-    if isinstance(epfd, _select.epoll):
+    if isinstance(epfd, _std.epoll):
         return epfd.poll(timeout, maxevents)
     # A duplicate fd names the same epoll instance; closing it leaves epfd.
-    with _select.epoll.fromfd(os.dup(_fileno(epfd))) as ep:
+    with _std.epoll.fromfd(os.dup(_fileno(epfd))) as ep:
         return ep.poll(timeout, maxevents)
 
 
 def waitid(idtype: int, id: int, options: int) -> Any:
     testcancel()
-    return os.waitid(idtype, id, options)
+    return _std.waitid(idtype, id, options)
 
 
 def sigtimedwait(sigset: Any, timeout: float) -> Any:
     testcancel()
-    return signal.sigtimedwait(sigset, timeout)
+    return _std.sigtimedwait(sigset, timeout)
 
 
 def sigwaitinfo(sigset: Any) -> Any:
     testcancel()
-    return signal.sigwaitinfo(sigset)
+    return _std.sigwaitinfo(sigset)
 
 
 # ---- futex (aiocancel._futex) ------------------------------------------------

@@ -40,10 +40,12 @@ original: patch early (``aiocancel.install(patch=True)`` at start-up).
 """
 from __future__ import annotations
 
+import _thread
 import builtins
 import errno
 import fcntl
 import functools
+import math
 import operator
 import os
 import select
@@ -111,8 +113,12 @@ def _fcntl(original: Callable[..., Any]) -> Callable[..., Any]:
     return stand_in
 
 
+_INT_MAX = 2**31 - 1
+
+
 def _poll_seconds(ms: Any) -> float | None:
-    """select.poll's millisecond timeout as syscalls.poll's seconds."""
+    """select.poll's millisecond timeout as syscalls.poll's seconds, with
+    select.poll's checks."""
     if ms is None:
         return None
     if not isinstance(ms, float):
@@ -120,19 +126,31 @@ def _poll_seconds(ms: Any) -> float | None:
             ms = operator.index(ms)
         except TypeError:
             raise TypeError("timeout must be an integer or None") from None
+    elif ms != ms:
+        raise ValueError("Invalid value NaN (not a number)")
+    if not -_INT_MAX - 1 <= math.ceil(ms) <= _INT_MAX:
+        raise OverflowError("timeout is too large")
     return None if ms < 0 else ms / 1000.0
 
 
 class _Poll:
-    """``select.poll()`` under patch(): a real poll object, whose ``poll``
-    in a worker waits with the cancellable `aiocancel.syscalls.poll` on the
-    same registrations."""
+    """What ``select.poll()`` returns under patch(): a real poll object,
+    whose ``poll`` in a worker waits with the cancellable
+    `aiocancel.syscalls.poll` on the same registrations. As with the stdlib
+    type, only ``select.poll()`` creates them."""
 
-    __slots__ = ("_poll", "_events")
+    __slots__ = ("_poll", "_events", "_busy")
 
-    def __init__(self) -> None:
-        self._poll = _select_poll()
-        self._events: dict[int, int] = {}
+    def __new__(cls, *args: Any, **kwargs: Any) -> "_Poll":
+        raise TypeError(f"cannot create '{cls.__module__}.{cls.__name__}' instances")
+
+    @classmethod
+    def _create(cls) -> "_Poll":
+        obj = object.__new__(cls)
+        obj._poll = _select_poll()
+        obj._events = {}
+        obj._busy = _thread.allocate_lock()
+        return obj
 
     def register(self, fd: Any, eventmask: int = select.POLLIN | select.POLLPRI
                  | select.POLLOUT) -> None:
@@ -148,9 +166,15 @@ class _Poll:
         del self._events[fd if isinstance(fd, int) else fd.fileno()]
 
     def poll(self, timeout: Any = None) -> list[tuple[int, int]]:
-        if not _cancellable():
-            return self._poll.poll(timeout)
-        return _sc.poll(list(self._events.items()), _poll_seconds(timeout))
+        # Both paths count as one object's poll, which must not run twice.
+        if not self._busy.acquire(False):
+            raise RuntimeError("concurrent poll() invocation")
+        try:
+            if not _cancellable():
+                return self._poll.poll(timeout)
+            return _sc.poll(list(self._events.items()), _poll_seconds(timeout))
+        finally:
+            self._busy.release()
 
 
 class _Epoll:
@@ -190,7 +214,12 @@ class _Epoll:
         return f"<aiocancel patched {self._epoll!r}>"
 
 
+def _new_poll() -> _Poll:
+    return _Poll._create()
+
+
 # Named as the stdlib's: they stand in for select.poll and select.epoll.
+functools.update_wrapper(_new_poll, _select_poll)
 _Poll.__name__ = _Poll.__qualname__ = "poll"
 _Epoll.__name__ = _Epoll.__qualname__ = "epoll"
 _Poll.__module__ = _Epoll.__module__ = "select"
@@ -223,9 +252,9 @@ def _targets() -> list[tuple[Any, str, Callable[[Any], Any]]]:
         "pwritev", "waitpid", "waitid", "fsync", "fdatasync")]
     out += [
         (select, "select", same("select")),
-        (select, "poll", lambda orig: _Poll),
+        (select, "poll", lambda orig: _new_poll),
         (select, "epoll", lambda orig: _Epoll),
-        (selectors.PollSelector, "_selector_cls", lambda orig: _Poll),
+        (selectors.PollSelector, "_selector_cls", lambda orig: staticmethod(_new_poll)),
         (selectors.EpollSelector, "_selector_cls", lambda orig: _Epoll),
         (selectors.SelectSelector, "_select",
          lambda orig: staticmethod(_divert(orig, _sc.select))),

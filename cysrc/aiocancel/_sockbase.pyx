@@ -127,11 +127,14 @@ cdef socklen_t _encode_addr(int family, object address,
         return <socklen_t>(AIOC_SUN_PATH_OFFSET + len(path) + 1)
     if family != AF_INET and family != AF_INET6:
         raise OSError(EINVAL, f"unsupported address family {family}")
-    if not isinstance(address, tuple) or not 2 <= len(address) <= (
-            4 if family == AF_INET6 else 2):
-        raise TypeError(f"{'AF_INET6' if family == AF_INET6 else 'AF_INET'} "
-                        f"address must be a tuple (host, port"
-                        f"{'[, flowinfo[, scope_id]]' if family == AF_INET6 else ''})")
+    name = 'AF_INET6' if family == AF_INET6 else 'AF_INET'
+    if not isinstance(address, tuple):
+        raise TypeError(f"{name} address must be tuple, not "
+                        f"{type(address).__name__}")
+    if not 2 <= len(address) <= (4 if family == AF_INET6 else 2):
+        raise TypeError(f"{name} address must be "
+                        + ("a tuple (host, port[, flowinfo[, scopeid]])"
+                           if family == AF_INET6 else "a pair (host, port)"))
     host, port = address[0], address[1]
     if not isinstance(port, int):
         raise TypeError(f"port must be an int, not {type(port).__name__}")

@@ -11,6 +11,7 @@ EINTR as PEP 475 does, with results matching the stdlib functions.
 """
 
 from cpython.buffer cimport PyBuffer_Release
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject
 from libc.errno cimport EINTR, EAGAIN, EINPROGRESS
 from libc.string cimport memset
@@ -195,10 +196,15 @@ def sendall(sock, data, int flags=0):
                         continue
                     if r < 0:
                         _raise_errno(r)
+                done += r
+                # A send interrupted by a signal returns a partial count, not
+                # EINTR: run the Python handlers before sending more, as
+                # socket.sendall does.
+                if done < view.len:
+                    PyErr_CheckSignals()
             except OSError as exc:
                 exc.bytes_sent = done
                 raise
-            done += r
     finally:
         PyBuffer_Release(&view)
 

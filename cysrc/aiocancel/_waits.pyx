@@ -84,14 +84,21 @@ cdef double _timeout_seconds(object timeout, str type_message) except? -1.5:
 # ---- select -----------------------------------------------------------------
 
 cdef int _fill_set(object seq, fd_set *fds, list objs, list nums) except -2:
-    """Fill `fds` from a select() argument; return the highest fd or -1."""
+    """Fill `fds` from a select() argument; return the highest fd or -1.
+
+    Lists and tuples are walked in place, as select.select does (a fileno()
+    that shrinks the list shortens the walk)."""
     cdef int fd, top = -1
-    try:
-        items = list(seq)
-    except TypeError:
-        raise TypeError("arguments 1-3 must be sequences") from None
+    cdef Py_ssize_t i = 0
+    if not isinstance(seq, (list, tuple)):
+        try:
+            seq = list(seq)
+        except TypeError:
+            raise TypeError("arguments 1-3 must be sequences") from None
     FD_ZERO(fds)
-    for obj in items:
+    while i < len(seq):
+        obj = seq[i]
+        i += 1
         fd = _fileno(obj)
         if fd >= FD_SETSIZE:
             raise ValueError("filedescriptor out of range in select()")
