@@ -54,6 +54,7 @@ import signal
 import socket
 import threading
 import time
+import types
 from typing import Any, Callable
 
 from . import syscalls as _sc
@@ -286,6 +287,10 @@ def patch() -> None:
             original = owner.__dict__.get(name, _ABSENT)
             current = getattr(owner, name)
             stand_in = make(current)
+            if isinstance(owner, types.ModuleType) and callable(stand_in):
+                # pydoc and the stdlib's tests expect a module's Python-level
+                # functions to name it (signal's C functions say "_signal").
+                stand_in.__module__ = owner.__name__
             _saved[(owner, name)] = (original, stand_in)
             setattr(owner, name, stand_in)
 
