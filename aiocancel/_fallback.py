@@ -176,9 +176,13 @@ def _cancel_job(index: int, generation: int) -> bool:
         return _request(slot if slot is not None and slot.generation == generation else None)
 
 
-def _cancellable() -> bool:
+def _cp_mode() -> int:
     slot = _self()
-    return slot is not None and slot.state != CANCEL_DISABLE
+    if slot is None:
+        return 0
+    if slot.state != CANCEL_DISABLE:
+        return 1
+    return 2 if slot.acted and slot.cancel else 0
 
 
 def _pending() -> bool:

@@ -1,12 +1,22 @@
 """`aiocancel.patch()` / `aiocancel.unpatch()`: make the stdlib's blocking
 calls cancellation points in aiocancel workers, process-wide.
 
-Each patched callable is replaced by a stand-in that asks one question, "are
-the calling thread's cancellation points live?" (a registered thread in
-MASKED or ENABLE state: an aiocancel worker running a job, or a
-``masked()`` block), and then calls either the cancellable version from
-`aiocancel.syscalls` / `aiocancel.threading`, or the original. Everywhere
-else behaviour is the stdlib's, at the cost of that one C call.
+Each patched callable is replaced by a stand-in that asks the calling
+thread's cancellation state (one C call) and then:
+
+* in a registered thread in MASKED or ENABLE state (an aiocancel worker
+  running a job, or a ``masked()`` block): calls the cancellable version
+  from `aiocancel.syscalls` / `aiocancel.threading`, a cancellation point;
+* in a job that a cancellation point already acted on (state DISABLE, the
+  request still pending): raises `aiocancel.Cancelled` at once. Libraries
+  commonly treat the first error as a dropped connection and retry (redis-py
+  and urllib3 do, with back-off sleeps); without this the retry would block
+  again, uncancellable, and the worker would never be freed. Reaping a child
+  (``os.waitpid``, ``os.waitid``) and ``os.fsync``/``os.fdatasync`` are
+  exempt: they are what cleanup needs (subprocess kills its child on error,
+  then waits for it). ``aiocancel.syscalls`` calls themselves keep the
+  one-off MASKED rule, for cleanup code that must block;
+* everywhere else: calls the original, so behaviour is the stdlib's.
 
 What is covered:
 
@@ -64,17 +74,43 @@ from ._errors import Cancelled, ThreadCancelled
 
 __all__ = ["patch", "unpatch", "is_patched"]
 
-_cancellable = _cancel._cancellable
+_cp_mode = _cancel._cp_mode
+_LIVE, _CANCELLED = 1, 2
 
 _select_poll = select.poll
 _select_epoll = select.epoll
 
 
+def _live() -> bool:
+    """True: use the cancellable version; False: the original. Raises
+    Cancelled in a job that a cancellation already acted on (see patch)."""
+    mode = _cp_mode()
+    if mode == _CANCELLED:
+        raise Cancelled()
+    return mode == _LIVE
+
+
 def _divert(original: Callable[..., Any], cancellable: Callable[..., Any]) -> Callable[..., Any]:
     """A stand-in for `original` that calls `cancellable` (same arguments)
-    when the calling thread's cancellation points are live."""
+    where `_live()` says so. Inlined: this is the cost every patched call
+    pays outside workers."""
     def stand_in(*args: Any, **kwargs: Any) -> Any:
-        if _cancellable():
+        mode = _cp_mode()
+        if not mode:
+            return original(*args, **kwargs)
+        if mode == _LIVE:
+            return cancellable(*args, **kwargs)
+        raise Cancelled()
+    functools.update_wrapper(stand_in, original)
+    return stand_in
+
+
+def _divert_for_cleanup(original: Callable[..., Any],
+                        cancellable: Callable[..., Any]) -> Callable[..., Any]:
+    """As `_divert`, but a cancelled job's cleanup may still block in it:
+    reaping a child (subprocess kills it, then waits), syncing a file."""
+    def stand_in(*args: Any, **kwargs: Any) -> Any:
+        if _cp_mode() == _LIVE:
             return cancellable(*args, **kwargs)
         return original(*args, **kwargs)
     functools.update_wrapper(stand_in, original)
@@ -85,7 +121,7 @@ def _connect_ex(original: Callable[..., Any]) -> Callable[..., Any]:
     """socket.connect_ex returns an errno instead of raising; a cancellation
     still raises, so that it is not mistaken for a refused connection."""
     def connect_ex(self: socket.socket, address: Any) -> int:
-        if not _cancellable():
+        if not _live():
             return original(self, address)
         try:
             _sc.connect(self, address)
@@ -107,7 +143,7 @@ def _fcntl(original: Callable[..., Any]) -> Callable[..., Any]:
     waits = {fcntl.F_SETLKW, getattr(fcntl, "F_OFD_SETLKW", fcntl.F_SETLKW)}
 
     def stand_in(*args: Any) -> Any:
-        if len(args) >= 2 and args[1] in waits and _cancellable():
+        if len(args) >= 2 and args[1] in waits and _live():
             return _sc.fcntl(*args)
         return original(*args)
     functools.update_wrapper(stand_in, original)
@@ -171,7 +207,7 @@ class _Poll:
         if not self._busy.acquire(False):
             raise RuntimeError("concurrent poll() invocation")
         try:
-            if not _cancellable():
+            if not _live():
                 return self._poll.poll(timeout)
             return _sc.poll(list(self._events.items()), _poll_seconds(timeout))
         finally:
@@ -200,7 +236,7 @@ class _Epoll:
         return getattr(self._epoll, name)
 
     def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
-        if not _cancellable():
+        if not _live():
             return self._epoll.poll(timeout, maxevents)
         return _sc.epoll_wait(self._epoll, timeout, maxevents)
 
@@ -250,7 +286,9 @@ def _targets() -> list[tuple[Any, str, Callable[[Any], Any]]]:
     out += _socket_methods()
     out += [(os, name, same(name)) for name in (
         "read", "write", "readv", "writev", "pread", "pwrite", "preadv",
-        "pwritev", "waitpid", "waitid", "fsync", "fdatasync")]
+        "pwritev")]
+    out += [(os, name, lambda orig, n=name: _divert_for_cleanup(orig, getattr(_sc, n)))
+            for name in ("waitpid", "waitid", "fsync", "fdatasync")]
     out += [
         (select, "select", same("select")),
         (select, "poll", lambda orig: _new_poll),

@@ -417,3 +417,40 @@ def test_queue_notify_racing_cancel_is_never_lost(executor):
             q.put("next")
             assert second.future.result(JOIN_TIMEOUT) == "next"
     assert kept + passed_on == 40
+
+
+@requires_core
+def test_cancelled_job_cannot_block_again_but_can_reap(executor, pipe):
+    """After a cancellation acted, the job's further patched waits raise
+    Cancelled at once (a library retrying the "dropped connection" must not
+    block again), except reaping a child, which cleanup needs."""
+    r, _ = pipe
+    q = queue.Queue()
+    a, b = socket.socketpair()
+
+    def job():
+        out = []
+        proc = subprocess.Popen(["sleep", "60"])
+        try:
+            q.get()
+        except aiocancel.Cancelled:
+            out.append("get")
+        for call in (lambda: time.sleep(60), lambda: a.recv(1),
+                     lambda: select.select([r], [], []), q.get,
+                     lambda: socket.create_connection(("127.0.0.1", 9))):
+            try:
+                call()
+            except aiocancel.Cancelled:
+                out.append("again")
+        proc.kill()
+        out.append(os.waitpid(proc.pid, 0)[0] == proc.pid)
+        return out
+    with a, b:
+        j = Job(executor, job)
+        j.wait_blocked("futex")
+        assert j.future.cancel()
+        # The job caught its Cancelled and returned: a result, not a cancellation.
+        assert j.future.result(JOIN_TIMEOUT) == ["get"] + ["again"] * 5 + [True]
+        # The worker's next job is a fresh one: its calls block again.
+        assert executor.submit(lambda: select.select([r], [], [], 0.001)).result(
+            JOIN_TIMEOUT) == ([], [], [])

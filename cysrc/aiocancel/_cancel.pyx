@@ -212,12 +212,18 @@ def _cancel_job(int slot, uint64_t generation):
     return bool(aioc_cancel_job(slot, generation))
 
 
-def _cancellable():
-    """Whether the calling thread's cancellation points are live (registered,
-    state MASKED or ENABLE): the one check aiocancel.patch's replacements make
-    before choosing the cancellable call over the original."""
+def _cp_mode():
+    """How aiocancel.patch's stand-ins treat the calling thread, in one C
+    call: 0 (call the original: unregistered, or DISABLE), 1 (call the
+    cancellable version: registered, MASKED or ENABLE), 2 (raise Cancelled:
+    DISABLE because a cancellation point acted on a request that is still
+    pending, i.e. a cancelled job whose code went on)."""
     cdef aioc_slot *s = aioc_self()
-    return s is not NULL and s.state != AIOC_DISABLE
+    if s is NULL:
+        return 0
+    if s.state != AIOC_DISABLE:
+        return 1
+    return 2 if s.acted and s.cancel else 0
 
 
 def _pending():
