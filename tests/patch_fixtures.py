@@ -10,7 +10,8 @@ from typing import Any, Callable
 
 import pytest
 import syscall_fixtures  # noqa: F401  (names the syscalls wait_blocked checks)
-from conftest import JOIN_TIMEOUT, wait_blocked
+import conftest
+from conftest import JOIN_TIMEOUT, wait_blocked, wait_until
 
 import aiocancel
 
@@ -50,6 +51,16 @@ class Job:
 
     def wait_blocked(self, syscall: str, arg0: int | None = None) -> None:
         wait_blocked(self.native_id, syscall, arg0=arg0, alive=self.running)
+
+    def wait_blocked_in_any(self, *syscalls: str) -> None:
+        """As wait_blocked, for a job that may wait in any of `syscalls`."""
+        wanted = {conftest.NR[name] for name in syscalls}
+
+        def there() -> bool:
+            assert self.running(), f"the job ended instead of blocking in {syscalls}"
+            state, line = conftest._task_state(self.native_id)
+            return state == "S" and line.split()[0] in {str(n) for n in wanted}
+        wait_until(there, what=f"the worker to block in one of {syscalls}")
 
     def cancel_and_check(self) -> None:
         """Cancel the running job; it must end cancelled (not time out)."""
