@@ -23,6 +23,7 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
         from . import _syscalls as syscalls
         from . import _files as files
         from . import _futex as futex
+        from . import _ipc as ipc
         from . import _sockets as sockets
         from . import _waits as waits
     except ModuleNotFoundError as exc:
@@ -36,5 +37,5 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
 else:
     from . import _fallback as cancel
     from . import _fallback as syscalls
-    files = futex = sockets = waits = syscalls
+    files = futex = ipc = sockets = waits = syscalls
     SUPPORTED = False

@@ -444,6 +444,19 @@ def futex_wake(buffer: Any, n: int = 1, *, offset: int = 0,
 _SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
 
 
+def _libc() -> Any:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _libc_error() -> OSError:
+    import ctypes
+    err = ctypes.get_errno()
+    return OSError(err, os.strerror(err))
+
+
 def _futex_call(buffer: Any, offset: int, private: bool, op: int, value: int,
                 timeout: float | None) -> Any:
     """FUTEX_WAIT (op 0) / FUTEX_WAKE (op 1) through ctypes: the fallback
@@ -469,8 +482,7 @@ def _futex_call(buffer: Any, offset: int, private: bool, op: int, value: int,
             _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
         secs = max(float(timeout), 0.0)
         ts = timespec(int(secs), int((secs % 1) * 1e9))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
+    libc = _libc()
     r = libc.syscall(ctypes.c_long(nr), ctypes.c_void_p(addr),
                      ctypes.c_int(op | (128 if private else 0)),
                      ctypes.c_int(value & 0xFFFFFFFF if op == 0 else value),
@@ -512,3 +524,31 @@ class Waiter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+# ---- System V message queues (aiocancel._ipc) ---------------------------------
+
+def msgsnd(msqid: int, mtype: int, data: Any, flags: int = 0) -> None:
+    import ctypes
+    testcancel()
+    payload = bytes(memoryview(data))
+    msg = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + len(payload))
+    ctypes.c_long.from_buffer(msg).value = mtype
+    msg[ctypes.sizeof(ctypes.c_long):] = payload
+    if _libc().msgsnd(msqid, msg, ctypes.c_size_t(len(payload)), flags) != 0:
+        raise _libc_error()
+
+
+def msgrcv(msqid: int, maxsize: int, mtype: int = 0, flags: int = 0) -> tuple[int, bytes]:
+    import ctypes
+    if maxsize < 0:
+        raise ValueError("negative maxsize in msgrcv")
+    testcancel()
+    msg = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + maxsize)
+    libc = _libc()
+    libc.msgrcv.restype = ctypes.c_ssize_t
+    n = libc.msgrcv(msqid, msg, ctypes.c_size_t(maxsize), ctypes.c_long(mtype), flags)
+    if n < 0:
+        raise _libc_error()
+    head = ctypes.sizeof(ctypes.c_long)
+    return ctypes.c_long.from_buffer(msg).value, msg.raw[head:head + n]

@@ -15,9 +15,11 @@ Sockets: recv, recv_into, recvfrom, recvfrom_into, recvmsg, send, sendall,
 sendto, sendmsg, accept (accept4 flags), connect.
 Waiting: poll, ppoll, select, epoll_wait, sleep, waitpid, waitid,
 sigtimedwait, sigwaitinfo, futex_wait (and futex_wake, which never blocks).
+System V message queues: msgsnd, msgrcv.
 """
 from ._backend import files as _files
 from ._backend import futex as _futex
+from ._backend import ipc as _ipc
 from ._backend import sockets as _sockets
 from ._backend import syscalls as _impl
 from ._backend import waits as _waits
@@ -65,6 +67,9 @@ sigwaitinfo = _waits.sigwaitinfo
 futex_wait = _futex.futex_wait
 futex_wake = _futex.futex_wake
 
+msgsnd = _ipc.msgsnd
+msgrcv = _ipc.msgrcv
+
 __all__ = ["read", "readinto", "write", "pread", "pwrite", "recv",
            "recv_into", "send", "sendall", "accept", "connect", "poll",
            "ppoll", "sleep", "waitpid",
@@ -72,4 +77,4 @@ __all__ = ["read", "readinto", "write", "pread", "pwrite", "recv",
            "lockf", "fcntl", "fsync", "fdatasync",
            "recvfrom", "recvfrom_into", "recvmsg", "sendto", "sendmsg",
            "select", "epoll_wait", "waitid", "sigtimedwait", "sigwaitinfo",
-           "futex_wait", "futex_wake"]
+           "futex_wait", "futex_wake", "msgsnd", "msgrcv"]
