@@ -77,3 +77,15 @@ def cancel_blocked_job(ex: aiocancel.Executor, fn: Callable[..., Any], *args: An
     job.wait_blocked(syscall, arg0)
     job.cancel_and_check()
     return job
+
+
+def run_with_install_patch(main: Callable[[], Any]) -> Any:
+    """asyncio.run(main()) for a main that calls install(patch=True); the
+    patch is removed afterwards unless it was on before."""
+    import asyncio
+    was = aiocancel.is_patched()
+    try:
+        return asyncio.run(main())
+    finally:
+        if not was:
+            aiocancel.unpatch()

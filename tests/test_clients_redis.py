@@ -11,12 +11,11 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from client_fixtures import redis_module, redis_url  # noqa: F401
 from conftest import JOIN_TIMEOUT, requires_core, wait_until
-from patch_fixtures import Job, patched  # noqa: F401
+from patch_fixtures import Job, patched, run_with_install_patch  # noqa: F401
 
 import aiocancel
 
@@ -73,17 +72,10 @@ def test_blpop_through_asyncio_to_thread_with_install_patch(redis_url, redis_mod
     async def main():
         aiocancel.install(executor=aiocancel.Executor(max_workers=1), patch=True)
         client = redis_module.Redis.from_url(redis_url)
-        started = time.monotonic()
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.2):
                 await asyncio.to_thread(client.blpop, ["aiocancel:test:async"], 0)
         # the same single worker is free again
         assert await asyncio.wait_for(asyncio.to_thread(client.ping), JOIN_TIMEOUT)
         client.close()
-        return time.monotonic() - started
-    was = aiocancel.is_patched()
-    try:
-        asyncio.run(main())
-    finally:
-        if not was:
-            aiocancel.unpatch()
+    run_with_install_patch(main)

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from client_fixtures import silent_http  # noqa: F401
 from conftest import JOIN_TIMEOUT, requires_core
-from patch_fixtures import Job, patched  # noqa: F401
+from patch_fixtures import Job, patched, run_with_install_patch  # noqa: F401
 
 import aiocancel
 
@@ -53,10 +53,5 @@ def test_urlopen_through_asyncio_timeout(silent_http):
             async with asyncio.timeout(0.2):
                 await asyncio.to_thread(urllib.request.urlopen, silent_http.url)
         assert await asyncio.wait_for(asyncio.to_thread(lambda: 1), JOIN_TIMEOUT) == 1
-    was = aiocancel.is_patched()
-    try:
-        asyncio.run(main())
-    finally:
-        if not was:
-            aiocancel.unpatch()
+    run_with_install_patch(main)
     assert silent_http.closed.acquire(timeout=JOIN_TIMEOUT)

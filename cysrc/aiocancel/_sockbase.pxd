@@ -76,3 +76,6 @@ cdef int _family(int fd) except -1
 cdef socklen_t _encode_addr(int family, object address,
                             sockaddr_storage *ss) except 0
 cdef int _connect_result(int fd) except -1
+cdef Py_ssize_t _pin_recv_buffer(object buffer, Py_buffer *view,
+                                 Py_ssize_t nbytes, str name,
+                                 str too_small) except -1

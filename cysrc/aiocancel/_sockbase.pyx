@@ -2,12 +2,13 @@
 """Socket helpers of the cancellable socket calls (see _sockbase.pxd)."""
 import socket as _socket
 
+from cpython.buffer cimport PyBuffer_Release
 from cpython.exc cimport PyErr_SetFromErrno
 from libc.errno cimport EAGAIN, EINVAL
 from libc.string cimport memset, memcpy, strlen
 
 from aiocancel._sysbase cimport (_attempt, _call, _raise_errno, _now,
-                                 _to_timespec, timespec, pollfd)
+                                 _to_timespec, _get_buffer, timespec, pollfd)
 
 cdef extern from "<errno.h>":
     int EWOULDBLOCK
@@ -93,13 +94,17 @@ cdef object _decode_addr(sockaddr_storage *ss, socklen_t length):
     return (<char *>ss)[:length]
 
 
-cdef int _family(int fd) except -1:
-    cdef int family = 0
-    cdef socklen_t size = sizeof(family)
-    if getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &size) != 0:
+cdef int _int_sockopt(int fd, int name) except? -1:
+    cdef int value = 0
+    cdef socklen_t size = sizeof(value)
+    if getsockopt(fd, SOL_SOCKET, name, &value, &size) != 0:
         PyErr_SetFromErrno(OSError)
         return -1
-    return family
+    return value
+
+
+cdef int _family(int fd) except -1:
+    return _int_sockopt(fd, SO_DOMAIN)
 
 
 cdef socklen_t _encode_addr(int family, object address,
@@ -170,11 +175,24 @@ cdef socklen_t _encode_addr(int family, object address,
 
 
 cdef int _connect_result(int fd) except -1:
-    cdef int err = 0
-    cdef socklen_t size = sizeof(err)
-    if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &size) != 0:
-        PyErr_SetFromErrno(OSError)
-        return -1
+    cdef int err = _int_sockopt(fd, SO_ERROR)
     if err:
         _raise_errno(-err)
     return 0
+
+
+cdef Py_ssize_t _pin_recv_buffer(object buffer, Py_buffer *view,
+                                 Py_ssize_t nbytes, str name,
+                                 str too_small) except -1:
+    """Pin the writable buffer of a recv*_into call (the caller releases it)
+    and return how many bytes to receive: `nbytes`, or all of it for 0.
+    Errors and their texts are the socket method's."""
+    if nbytes < 0:
+        raise ValueError(f"negative buffersize in {name}")
+    _get_buffer(buffer, view, True)
+    if nbytes == 0:
+        return view.len
+    if nbytes > view.len:
+        PyBuffer_Release(view)
+        raise ValueError(too_small)
+    return nbytes

@@ -21,7 +21,8 @@ from aiocancel._sysbase cimport (_fd, _get_buffer, _bytes_alloc,
                                  _bytes_finish, _bytes_drop, PyBytes_AS_STRING,
                                  IOVecs, iovec, POLLIN, POLLOUT)
 from aiocancel._sockbase cimport (_sock_call, _decode_addr, _encode_addr,
-                                  _family, sockaddr_storage, socklen_t,
+                                  _family, _pin_recv_buffer, sockaddr_storage,
+                                  socklen_t,
                                   SOL_SOCKET)
 
 cdef extern from "<sys/syscall.h>":
@@ -88,14 +89,9 @@ def recvfrom_into(sock, buffer, Py_ssize_t nbytes=0, int flags=0):
     cdef socklen_t length = sizeof(ss)
     cdef Py_buffer view
     cdef long r
-    if nbytes < 0:
-        raise ValueError("negative buffersize in recvfrom_into")
-    _get_buffer(buffer, &view, True)
+    nbytes = _pin_recv_buffer(buffer, &view, nbytes, "recvfrom_into",
+                              "nbytes is greater than the length of the buffer")
     try:
-        if nbytes == 0:
-            nbytes = view.len
-        elif nbytes > view.len:
-            raise ValueError("nbytes is greater than the length of the buffer")
         memset(&ss, 0, sizeof(ss))
         r = _sock_call(sock, f, POLLIN, SYS_recvfrom, f, <long>view.buf,
                        nbytes, flags, <long>&ss, <long>&length)

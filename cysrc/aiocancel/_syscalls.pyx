@@ -23,7 +23,8 @@ from aiocancel._sysbase cimport (BAD, _attempt, _call, _raise_errno, _fd,
                                  TIMER_ABSTIME, KERNEL_SIGSET_SIZE, _sigmask)
 from aiocancel._sockbase cimport (_timeout, _wait_fd, _sock_call,
                                   _decode_addr, _family, _encode_addr,
-                                  _connect_result, sockaddr_storage,
+                                  _connect_result, _pin_recv_buffer,
+                                  sockaddr_storage,
                                   socklen_t, SOCK_CLOEXEC)
 
 cdef extern from "Python.h":
@@ -142,14 +143,9 @@ def recv_into(sock, buffer, Py_ssize_t nbytes=0, int flags=0):
     """Receive into a writable buffer, like ``socket.recv_into``."""
     cdef int f = _fd(sock)
     cdef Py_buffer view
-    if nbytes < 0:
-        raise ValueError("negative buffersize in recv_into")
-    _get_buffer(buffer, &view, True)
+    nbytes = _pin_recv_buffer(buffer, &view, nbytes, "recv_into",
+                              "buffer too small for requested bytes")
     try:
-        if nbytes == 0:
-            nbytes = view.len
-        elif nbytes > view.len:
-            raise ValueError("buffer too small for requested bytes")
         return _sock_call(sock, f, POLLIN, SYS_recvfrom, f, <long>view.buf,
                           nbytes, flags, 0, 0)
     finally:
