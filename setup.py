@@ -25,6 +25,12 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+# The cancellable-syscall modules, one concept each; _sysbase and _sockbase
+# hold what the others cimport.
+SYSCALL_MODULES = ["_sysbase", "_sockbase", "_syscalls", "_sockets", "_files",
+                   "_waits", "_futex", "_ipc"]
+
+
 def extensions():
     if not SUPPORTED:
         return []
@@ -37,7 +43,8 @@ def extensions():
                   ["cysrc/aiocancel/_cancel.pyx", "cysrc/cancel_core.c",
                    "cysrc/transparent.c",
                    f"asm/{ARCH}/syscall_cp.S"], **common),
-        Extension("aiocancel._syscalls", ["cysrc/aiocancel/_syscalls.pyx"], **common),
+        *(Extension(f"aiocancel.{name}", [f"cysrc/aiocancel/{name}.pyx"], **common)
+          for name in SYSCALL_MODULES),
         Extension("aiocancel._testhelper", ["cysrc/aiocancel/_testhelper.pyx"], **common),
     ]
     return cythonize(exts, include_path=["cysrc"],

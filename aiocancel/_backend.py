@@ -22,8 +22,11 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
     try:
         cancel = importlib.import_module(__package__ + "._cancel")
         syscalls = importlib.import_module(__package__ + "._syscalls")
+        files, futex, ipc, sockets, waits = (
+            importlib.import_module(f"{__package__}._{name}")
+            for name in ("files", "futex", "ipc", "sockets", "waits"))
     except ModuleNotFoundError as exc:
-        if exc.name not in (__package__ + "._cancel", __package__ + "._syscalls"):
+        if not (exc.name or "").startswith(__package__ + "._"):
             raise
         raise ImportError(
             f"aiocancel's compiled modules are missing next to {__file__}: this "
@@ -33,4 +36,5 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
 else:
     from . import _fallback as cancel
     from . import _fallback as syscalls
+    files = futex = ipc = sockets = waits = syscalls
     SUPPORTED = False

@@ -9,14 +9,31 @@ started always returns what the kernel produced.
 """
 from __future__ import annotations
 
+import _socket
+import _thread
+import errno
+import fcntl as _fcntl
 import os
-import select
+import select as _select
+import signal
 import socket
 import threading
 import time
+import types
 from typing import Any
 
 from ._errors import Cancelled, ThreadCancelled
+
+# The stdlib calls this module makes, bound at import: aiocancel.patch() later
+# points the module attributes at stand-ins that call back into this module.
+_std = types.SimpleNamespace(
+    sleep=time.sleep, poll=_select.poll, select=_select.select,
+    epoll=_select.epoll, flock=_fcntl.flock, lockf=_fcntl.lockf,
+    fcntl=_fcntl.fcntl, sigtimedwait=signal.sigtimedwait,
+    sigwaitinfo=signal.sigwaitinfo,
+    **{name: getattr(os, name) for name in (
+        "read", "write", "readv", "writev", "pread", "pwrite", "preadv",
+        "pwritev", "waitpid", "waitid", "fsync", "fdatasync")})
 
 CANCEL_ENABLE = 0
 CANCEL_DISABLE = 1
@@ -174,6 +191,15 @@ def _stats() -> dict[str, int]:
                           "redirected", "deferred", "ignored", "foreign"), 0)
 
 
+def _cp_mode() -> int:
+    slot = _self()
+    if slot is None:
+        return 0
+    if slot.state != CANCEL_DISABLE:
+        return 1
+    return 2 if slot.acted and slot.cancel else 0
+
+
 def _pending() -> bool:
     slot = _self()
     return bool(slot is not None and slot.cancel)
@@ -182,14 +208,19 @@ def _pending() -> bool:
 # ---- syscalls: a cancellation point at entry, then the stdlib call ----------
 
 def _sock(obj: Any) -> socket.socket:
-    return obj if isinstance(obj, socket.socket) else socket.socket(fileno=obj)
+    if isinstance(obj, socket.socket):
+        return obj
+    if isinstance(obj, int) and obj < 0:   # as the compiled calls: the kernel's EBADF
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    return socket.socket(fileno=obj if isinstance(obj, int) else obj.fileno())
 
 
 def _with_sock(obj: Any, method: str, *args: Any) -> Any:
     testcancel()
     sock = _sock(obj)
     try:
-        return getattr(sock, method)(*args)
+        # _socket.socket's own method: socket.socket's may be patched.
+        return getattr(_socket.socket, method)(sock, *args)
     finally:
         if sock is not obj:
             sock.detach()
@@ -203,31 +234,31 @@ def _nonneg(n: int, what: str) -> None:
 def read(fd: int, n: int) -> bytes:
     _nonneg(n, "read")
     testcancel()
-    return os.read(fd, n)
+    return _std.read(fd, n)
 
 
 def readinto(fd: int, buffer: Any) -> int:
     testcancel()
     try:
-        return os.readv(fd, [buffer])
+        return _std.readv(fd, [buffer])
     except BufferError:
         raise TypeError("a writable bytes-like object is required") from None
 
 
 def write(fd: int, data: Any) -> int:
     testcancel()
-    return os.write(fd, data)
+    return _std.write(fd, data)
 
 
 def pread(fd: int, n: int, offset: int) -> bytes:
     _nonneg(n, "pread")
     testcancel()
-    return os.pread(fd, n, offset)
+    return _std.pread(fd, n, offset)
 
 
 def pwrite(fd: int, data: Any, offset: int) -> int:
     testcancel()
-    return os.pwrite(fd, data, offset)
+    return _std.pwrite(fd, data, offset)
 
 
 def recv(sock: Any, n: int, flags: int = 0) -> bytes:
@@ -250,6 +281,8 @@ def accept(sock: Any, flags: int = socket.SOCK_CLOEXEC) -> tuple[int, Any]:
     fd, address = _with_sock(sock, "_accept")
     if flags & socket.SOCK_NONBLOCK:
         os.set_blocking(fd, False)
+    if not flags & socket.SOCK_CLOEXEC:
+        os.set_inheritable(fd, True)
     return fd, address
 
 
@@ -259,7 +292,7 @@ def connect(sock: Any, address: Any) -> None:
 
 def poll(fds: Any, timeout: float | None = None) -> list[tuple[int, int]]:
     testcancel()
-    poller = select.poll()
+    poller = _std.poll()
     for fd, events in fds:
         poller.register(fd, events)
     ms = None if timeout is None or timeout < 0 else timeout * 1000.0
@@ -268,9 +301,269 @@ def poll(fds: Any, timeout: float | None = None) -> list[tuple[int, int]]:
 
 def sleep(seconds: float) -> None:
     testcancel()
-    time.sleep(seconds)
+    _std.sleep(seconds)
 
 
 def waitpid(pid: int, options: int) -> tuple[int, int]:
     testcancel()
-    return os.waitpid(pid, options)
+    return _std.waitpid(pid, options)
+
+
+def ppoll(fds: Any, timeout: float | None = None,
+          sigmask: Any = None) -> list[tuple[int, int]]:
+    testcancel()
+    if sigmask is None:
+        return poll(fds, timeout)
+    # Not atomic as ppoll(2) is: good enough where nothing is interrupted.
+    old = signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
+    try:
+        return poll(fds, timeout)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# ---- files (aiocancel._files) ------------------------------------------------
+
+def _fileno(obj: Any) -> int:
+    return obj if isinstance(obj, int) else obj.fileno()
+
+
+def readv(fd: Any, buffers: Any) -> int:
+    testcancel()
+    return _std.readv(_fileno(fd), buffers)
+
+
+def writev(fd: Any, buffers: Any) -> int:
+    testcancel()
+    return _std.writev(_fileno(fd), buffers)
+
+
+def preadv(fd: Any, buffers: Any, offset: int, flags: int = 0) -> int:
+    testcancel()
+    return _std.preadv(_fileno(fd), buffers, offset, flags)
+
+
+def pwritev(fd: Any, buffers: Any, offset: int, flags: int = 0) -> int:
+    testcancel()
+    return _std.pwritev(_fileno(fd), buffers, offset, flags)
+
+
+def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
+    testcancel()
+    return os.open(path, flags, mode,
+                   dir_fd=None if dir_fd is None else _fileno(dir_fd))
+
+
+def openat(dir_fd: Any, path: Any, flags: int, mode: int = 0o777) -> int:
+    return open(path, flags, mode, dir_fd=dir_fd)
+
+
+def flock(fd: Any, operation: int) -> None:
+    testcancel()
+    _std.flock(fd, operation)
+
+
+def lockf(fd: Any, cmd: int, len: int = 0, start: int = 0, whence: int = 0) -> None:
+    testcancel()
+    _std.lockf(fd, cmd, len, start, whence)
+
+
+def fcntl(fd: Any, cmd: int, arg: Any = 0) -> Any:
+    testcancel()
+    return _std.fcntl(fd, cmd, arg)
+
+
+def fsync(fd: Any) -> None:
+    testcancel()
+    _std.fsync(fd)
+
+
+def fdatasync(fd: Any) -> None:
+    testcancel()
+    _std.fdatasync(fd)
+
+
+# ---- sockets (aiocancel._sockets) --------------------------------------------
+
+def recvfrom(sock: Any, n: int, flags: int = 0) -> tuple[bytes, Any]:
+    return _with_sock(sock, "recvfrom", n, flags)
+
+
+def recvfrom_into(sock: Any, buffer: Any, nbytes: int = 0,
+                  flags: int = 0) -> tuple[int, Any]:
+    return _with_sock(sock, "recvfrom_into", buffer, nbytes, flags)
+
+
+def recvmsg(sock: Any, bufsize: int, ancbufsize: int = 0,
+            flags: int = 0) -> tuple[bytes, list, int, Any]:
+    return _with_sock(sock, "recvmsg", bufsize, ancbufsize, flags)
+
+
+def sendto(sock: Any, data: Any, *args: Any) -> int:
+    return _with_sock(sock, "sendto", data, *args)
+
+
+def sendmsg(sock: Any, buffers: Any, ancdata: Any = (), flags: int = 0,
+            address: Any = None) -> int:
+    if address is None:
+        return _with_sock(sock, "sendmsg", buffers, ancdata, flags)
+    return _with_sock(sock, "sendmsg", buffers, ancdata, flags, address)
+
+
+# ---- waits (aiocancel._waits) ------------------------------------------------
+
+def select(rlist: Any, wlist: Any, xlist: Any,
+           timeout: float | None = None) -> tuple[list, list, list]:
+    testcancel()
+    return _std.select(rlist, wlist, xlist, timeout)
+
+
+def epoll_wait(epfd: Any, timeout: float | None = None,
+               maxevents: int = -1) -> list[tuple[int, int]]:
+    testcancel()
+    if isinstance(epfd, _std.epoll):
+        return epfd.poll(timeout, maxevents)
+    # A duplicate fd names the same epoll instance; closing it leaves epfd.
+    with _std.epoll.fromfd(os.dup(_fileno(epfd))) as ep:
+        return ep.poll(timeout, maxevents)
+
+
+def waitid(idtype: int, id: int, options: int) -> Any:
+    testcancel()
+    return _std.waitid(idtype, id, options)
+
+
+def sigtimedwait(sigset: Any, timeout: float) -> Any:
+    testcancel()
+    return _std.sigtimedwait(sigset, timeout)
+
+
+def sigwaitinfo(sigset: Any) -> Any:
+    testcancel()
+    return _std.sigwaitinfo(sigset)
+
+
+# ---- futex (aiocancel._futex) ------------------------------------------------
+
+def futex_wait(buffer: Any, expected: int, timeout: float | None = None, *,
+               offset: int = 0, private: bool = True) -> bool:
+    testcancel()
+    return _futex_call(buffer, offset, private, 0, expected, timeout)
+
+
+def futex_wake(buffer: Any, n: int = 1, *, offset: int = 0,
+               private: bool = True) -> int:
+    return _futex_call(buffer, offset, private, 1, n, None)
+
+
+_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
+
+
+def _libc() -> Any:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _libc_error() -> OSError:
+    import ctypes
+    err = ctypes.get_errno()
+    return OSError(err, os.strerror(err))
+
+
+def _futex_call(buffer: Any, offset: int, private: bool, op: int, value: int,
+                timeout: float | None) -> Any:
+    """FUTEX_WAIT (op 0) / FUTEX_WAKE (op 1) through ctypes: the fallback
+    runs where the compiled core is off, which may still be Linux."""
+    import ctypes
+    import platform
+    import sys
+    nr = _SYS_FUTEX.get(platform.machine().lower())
+    if not sys.platform.startswith("linux") or nr is None:
+        raise OSError(errno.ENOSYS, "futex is Linux-only")
+    view = memoryview(buffer)
+    if view.readonly:
+        raise TypeError("a writable bytes-like object is required")
+    if offset < 0 or offset + 4 > view.nbytes:
+        raise ValueError(f"offset {offset} leaves no 4-byte futex word")
+    c_buf = (ctypes.c_char * view.nbytes).from_buffer(view.cast("B"))
+    addr = ctypes.addressof(c_buf) + offset
+    if addr % 4:
+        raise ValueError("the futex word must be 4-byte aligned")
+    ts = None
+    if timeout is not None:
+        class timespec(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+        secs = max(float(timeout), 0.0)
+        ts = timespec(int(secs), int((secs % 1) * 1e9))
+    libc = _libc()
+    r = libc.syscall(ctypes.c_long(nr), ctypes.c_void_p(addr),
+                     ctypes.c_int(op | (128 if private else 0)),
+                     ctypes.c_int(value & 0xFFFFFFFF if op == 0 else value),
+                     ctypes.byref(ts) if ts is not None else None, None,
+                     ctypes.c_int(0))
+    del c_buf
+    if r >= 0:
+        return True if op == 0 else r
+    err = ctypes.get_errno()
+    if op == 0 and err == errno.ETIMEDOUT:
+        return False
+    if op == 0 and err in (errno.EAGAIN, errno.EINTR):
+        return True
+    raise OSError(err, os.strerror(err))
+
+
+class Waiter:
+    """Fallback `aiocancel._futex.Waiter`: a plain lock whose blocking
+    acquire is a cancellation point at entry only."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if blocking:
+            testcancel()
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+# ---- System V message queues (aiocancel._ipc) ---------------------------------
+
+def msgsnd(msqid: int, mtype: int, data: Any, flags: int = 0) -> None:
+    import ctypes
+    testcancel()
+    payload = bytes(memoryview(data))
+    msg = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + len(payload))
+    ctypes.c_long.from_buffer(msg).value = mtype
+    msg[ctypes.sizeof(ctypes.c_long):] = payload
+    if _libc().msgsnd(msqid, msg, ctypes.c_size_t(len(payload)), flags) != 0:
+        raise _libc_error()
+
+
+def msgrcv(msqid: int, maxsize: int, mtype: int = 0, flags: int = 0) -> tuple[int, bytes]:
+    import ctypes
+    if maxsize < 0:
+        raise ValueError("negative maxsize in msgrcv")
+    testcancel()
+    msg = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + maxsize)
+    libc = _libc()
+    libc.msgrcv.restype = ctypes.c_ssize_t
+    n = libc.msgrcv(msqid, msg, ctypes.c_size_t(maxsize), ctypes.c_long(mtype), flags)
+    if n < 0:
+        raise _libc_error()
+    head = ctypes.sizeof(ctypes.c_long)
+    return ctypes.c_long.from_buffer(msg).value, msg.raw[head:head + n]

@@ -69,7 +69,7 @@ def get_executor(loop: asyncio.AbstractEventLoop | None = None) -> Executor:
 
 def install(loop: asyncio.AbstractEventLoop | None = None,
             executor: Executor | None = None, *,
-            transparent: bool = False) -> Executor:
+            transparent: bool = False, patch: bool = False) -> Executor:
     """Make `loop`'s (default: the running loop's) default executor an
     `aiocancel.Executor` (`executor`, or a new one), and return it.
 
@@ -92,7 +92,14 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     Calling it again without `executor` keeps the installed one (if it has
     the same `transparent` mode). A previous default executor that is
     replaced is shut down without waiting.
+
+    ``patch=True`` also calls `aiocancel.patch()`, so that the stdlib calls
+    jobs make (``time.sleep``, socket methods, ``queue.Queue.get``...) are
+    cancellation points too.
     """
+    if patch:
+        from ._patch import patch as _patch_stdlib
+        _patch_stdlib()
     if loop is None:
         loop = asyncio.get_running_loop()
     previous = getattr(loop, "_default_executor", _MISSING)

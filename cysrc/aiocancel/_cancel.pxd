@@ -8,6 +8,7 @@ cdef extern from "cancel_core.h" nogil:
         uint64_t serial
         int transparent
         int state
+        int acted
     int AIOC_ENABLE
     int AIOC_DISABLE
     int AIOC_MASKED
@@ -35,3 +36,6 @@ cdef extern from "cancel_core.h" nogil:
 cdef long syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
                      int *acted) noexcept nogil
 cdef int raise_cancelled(int acted) except -1
+cdef void keep_pending(int acted, int acted_before) noexcept nogil
+cdef int acted_so_far() noexcept nogil
+cdef int the_signal() noexcept nogil

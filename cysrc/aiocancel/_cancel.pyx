@@ -38,6 +38,29 @@ cdef int raise_cancelled(int acted) except -1:
     raise Cancelled()
 
 
+cdef int the_signal() noexcept nogil:
+    """The cancel signal, for modules that do not link the C core."""
+    return aioc_signal()
+
+
+cdef int acted_so_far() noexcept nogil:
+    """The calling thread's acted field (see keep_pending)."""
+    cdef aioc_slot *s = aioc_self()
+    return 0 if s is NULL else s.acted
+
+
+cdef void keep_pending(int acted, int acted_before) noexcept nogil:
+    """Undo a cancellation point that acted (`acted`: how) but then found it
+    had consumed a result after all, as pthread_cond_wait does when it
+    consumed a signal: the state returns to what it was and the request stays
+    pending for the next cancellation point. `acted_before` is the slot's
+    acted field as it was before the call."""
+    cdef aioc_slot *s = aioc_self()
+    if s is not NULL:
+        s.state = AIOC_ENABLE if acted == AIOC_ACTED_ENABLE else AIOC_MASKED
+        s.acted = acted_before
+
+
 def _parse_signal(str spec):
     """AIOCANCEL_SIGNAL: a number, or SIGRTMIN+n / SIGRTMAX-n (SIG optional)."""
     text = spec.strip().upper()
@@ -236,6 +259,20 @@ def _transparent():
     """Whether the calling thread is in transparent mode."""
     cdef aioc_slot *s = aioc_self()
     return s is not NULL and bool(s.transparent)
+
+
+def _cp_mode():
+    """How aiocancel.patch's stand-ins treat the calling thread, in one C
+    call: 0 (call the original: unregistered, or DISABLE), 1 (call the
+    cancellable version: registered, MASKED or ENABLE), 2 (raise Cancelled:
+    DISABLE because a cancellation point acted on a request that is still
+    pending, i.e. a cancelled job whose code went on)."""
+    cdef aioc_slot *s = aioc_self()
+    if s is NULL:
+        return 0
+    if s.state != AIOC_DISABLE:
+        return 1
+    return 2 if s.acted and s.cancel else 0
 
 
 def _pending():

@@ -1,0 +1,1 @@
+"""Shared C socket helpers (compiled: cysrc/aiocancel/_sockbase.pyx); no Python API."""

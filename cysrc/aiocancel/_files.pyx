@@ -1,0 +1,197 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Cancellable file calls (aiocancel.syscalls): vectored I/O, open (a FIFO
+open blocks until the other end opens), file locks, and syncing.
+
+Results and errors are those of ``os.readv``, ``os.writev``, ``os.preadv``,
+``os.pwritev``, ``os.open``, ``fcntl.flock``, ``fcntl.lockf``,
+``fcntl.fcntl``, ``os.fsync`` and ``os.fdatasync``. Each is a cancellation
+point (see aiocancel.syscalls): a request acts before the call or while it
+blocks (a FIFO open, a lock wait), never after the kernel produced a result,
+so an opened fd or a granted lock is always returned to the caller. fsync and
+fdatasync wait for the disk uninterruptibly: for them a request acts only at
+entry.
+"""
+import os as _os
+
+from libc.string cimport memcpy, memset
+from cpython.buffer cimport PyBuffer_Release
+
+from aiocancel._sysbase cimport (_call, _attempt, _raise_errno_path, _fd,
+                                 _fileno, _get_buffer, IOVecs)
+
+cdef extern from "<sys/syscall.h>":
+    long SYS_readv, SYS_writev, SYS_preadv2
+    long SYS_pwritev2, SYS_openat, SYS_flock, SYS_fcntl, SYS_fsync
+    long SYS_fdatasync
+
+cdef extern from "<fcntl.h>":
+    int AT_FDCWD, O_CLOEXEC, F_SETLK, F_SETLKW, F_RDLCK, F_WRLCK, F_UNLCK
+    cdef struct c_flock "flock":
+        short l_type
+        short l_whence
+        long l_start
+        long l_len
+        int l_pid
+
+cdef extern from "<sys/file.h>":
+    int LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN
+
+cdef enum:
+    FCNTL_BUFSZ = 1024     # the fcntl module's limit for a bytes argument
+
+
+# ---- vectored I/O -----------------------------------------------------------
+
+cdef long _vectored(long nr, object fd, object buffers, bint writable,
+                    str name, long long offset, int flags,
+                    bint positioned) except -1:
+    cdef int f = _fd(fd)
+    cdef IOVecs iovs = IOVecs()
+    iovs.fill(buffers, writable, name)
+    try:
+        if positioned:
+            # preadv/pwritev take the offset as (low, high) longs; on 64-bit
+            # kernels the low one holds all of it.
+            return _call(nr, f, <long>iovs.iov, iovs.count, <long>offset, 0,
+                         flags)
+        return _call(nr, f, <long>iovs.iov, iovs.count, 0, 0, 0)
+    finally:
+        iovs.release()
+
+
+def readv(fd, buffers):
+    """Read into a sequence of writable buffers, filling each in turn, like
+    ``os.readv``; return the total byte count. A cancellation point."""
+    return _vectored(SYS_readv, fd, buffers, True, "readv() arg 2", 0, 0, False)
+
+
+def writev(fd, buffers):
+    """Write a sequence of bytes-like objects, like ``os.writev``; return
+    the byte count. A cancellation point (cancelled only if nothing was
+    written; a partial write is returned)."""
+    return _vectored(SYS_writev, fd, buffers, False, "writev() arg 2", 0, 0, False)
+
+
+# preadv2/pwritev2, as os.preadv/os.pwritev call them: offset -1 means the
+# file position (so they also work on pipes), `flags` are os.RWF_*.
+
+def preadv(fd, buffers, long long offset, int flags=0):
+    """``os.preadv``: readv at `offset` (the file position is unchanged;
+    -1 reads at and advances it). A cancellation point."""
+    return _vectored(SYS_preadv2, fd, buffers, True, "preadv() arg 2", offset,
+                     flags, True)
+
+
+def pwritev(fd, buffers, long long offset, int flags=0):
+    """``os.pwritev``: writev at `offset` (-1: at the file position). A
+    cancellation point."""
+    return _vectored(SYS_pwritev2, fd, buffers, False, "pwritev() arg 2",
+                     offset, flags, True)
+
+
+# ---- open -------------------------------------------------------------------
+
+cdef bytes _path_bytes(object path):
+    cdef bytes raw
+    if not isinstance(path, (str, bytes, _os.PathLike)):
+        raise TypeError(f"open: path should be string, bytes or os.PathLike, "
+                        f"not {type(path).__name__}")
+    raw = _os.fsencode(path)
+    if b"\0" in raw:
+        raise ValueError("embedded null byte")
+    return raw
+
+
+def openat(dir_fd, path, int flags, int mode=0o777):
+    """Open `path` relative to directory fd `dir_fd`; see `open`."""
+    cdef int d = _fd(dir_fd) if dir_fd is not None else AT_FDCWD
+    cdef bytes raw = _path_bytes(path)
+    cdef long r = _attempt(SYS_openat, d, <long><char *>raw,
+                           flags | O_CLOEXEC, mode, 0, 0)
+    if r < 0:
+        _raise_errno_path(r, _os.fspath(path))
+    return <int>r
+
+
+def open(path, int flags, int mode=0o777, *, dir_fd=None):
+    """Open a file, like ``os.open`` (the fd is non-inheritable, errors name
+    the file); return the fd. A cancellation point: an open that blocks (a
+    FIFO waiting for its other end, a lease break) is interrupted; an fd the
+    kernel opened is always returned."""
+    return openat(dir_fd, path, flags, mode)
+
+
+# ---- locks ------------------------------------------------------------------
+
+def flock(fd, int operation):
+    """Apply or remove an advisory lock, like ``fcntl.flock`` (LOCK_SH,
+    LOCK_EX, LOCK_UN, | LOCK_NB). A cancellation point: a blocked lock wait
+    is interrupted; a granted lock is kept (the call returns)."""
+    _call(SYS_flock, _fileno(fd), operation, 0, 0, 0, 0)
+
+
+def lockf(fd, int cmd, long long len=0, long long start=0, int whence=0):
+    """POSIX record lock, like ``fcntl.lockf`` (cmd LOCK_UN, LOCK_SH or
+    LOCK_EX, | LOCK_NB to fail instead of waiting). A cancellation point
+    while it waits for the lock."""
+    cdef int f = _fileno(fd)
+    cdef c_flock lk
+    memset(&lk, 0, sizeof(lk))
+    if cmd == LOCK_UN:
+        lk.l_type = F_UNLCK
+    elif cmd & LOCK_SH:
+        lk.l_type = F_RDLCK
+    elif cmd & LOCK_EX:
+        lk.l_type = F_WRLCK
+    else:
+        raise ValueError("unrecognized lockf argument")
+    lk.l_start = start
+    lk.l_len = len
+    lk.l_whence = whence
+    _call(SYS_fcntl, f, F_SETLK if cmd & LOCK_NB else F_SETLKW, <long>&lk,
+          0, 0, 0)
+
+
+def fcntl(fd, int cmd, arg=0):
+    """``fcntl.fcntl``: with an int `arg` return the call's int result; with
+    a bytes-like (or str) `arg` (at most 1024 bytes, e.g. a packed struct
+    flock for F_SETLKW / F_OFD_SETLKW) return the buffer as the kernel left
+    it. A cancellation point: F_SETLKW and F_OFD_SETLKW waits are
+    interrupted."""
+    cdef int f = _fileno(fd)
+    cdef char buf[FCNTL_BUFSZ]
+    cdef Py_buffer view
+    cdef Py_ssize_t n
+    if isinstance(arg, int):
+        return <int>_call(SYS_fcntl, f, cmd, <long><int>(arg & 0xFFFFFFFF), 0, 0, 0)
+    if isinstance(arg, str):
+        arg = arg.encode()
+    try:
+        _get_buffer(arg, &view, False)
+    except TypeError:
+        raise TypeError("fcntl requires a file or file descriptor, an integer "
+                        "and optionally a third integer or a string") from None
+    n = view.len
+    try:
+        if n > FCNTL_BUFSZ:
+            raise ValueError("fcntl string arg too long")
+        memset(buf, 0, FCNTL_BUFSZ)
+        memcpy(buf, view.buf, n)
+    finally:
+        PyBuffer_Release(&view)
+    _call(SYS_fcntl, f, cmd, <long>buf, 0, 0, 0)
+    return buf[:n]
+
+
+# ---- sync -------------------------------------------------------------------
+
+def fsync(fd):
+    """Flush `fd`'s data and metadata to disk, like ``os.fsync``. A
+    cancellation point at entry only (the disk wait is uninterruptible)."""
+    _call(SYS_fsync, _fileno(fd), 0, 0, 0, 0, 0)
+
+
+def fdatasync(fd):
+    """Flush `fd`'s data to disk, like ``os.fdatasync``. A cancellation
+    point at entry only."""
+    _call(SYS_fdatasync, _fileno(fd), 0, 0, 0, 0, 0)

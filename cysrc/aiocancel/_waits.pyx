@@ -1,0 +1,265 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Cancellable waits (aiocancel.syscalls): select, epoll_wait, waitid,
+sigtimedwait and sigwaitinfo, with the results and errors of
+``select.select``, ``select.epoll.poll``, ``os.waitid`` and
+``signal.sigtimedwait`` / ``signal.sigwaitinfo``.
+
+Each is a cancellation point (see aiocancel.syscalls). A wait that already
+has a result when the request arrives returns it: a reaped child's status, a
+consumed signal, ready fds. Timeouts are deadlines: an interruption by an
+unrelated signal (retried, PEP 475) never lengthens them.
+"""
+import operator as _operator
+import os as _os
+import signal as _signal
+import sys as _sys
+
+from libc.errno cimport EINTR, EAGAIN
+from libc.string cimport memcpy, memset
+
+from aiocancel._sysbase cimport (_attempt_once, _call, _raise_errno, _fileno,
+                                 _now, _to_timespec, _sigmask, timespec,
+                                 KERNEL_SIGSET_SIZE)
+
+cdef extern from "<sys/syscall.h>":
+    long SYS_pselect6, SYS_epoll_pwait, SYS_waitid, SYS_rt_sigtimedwait
+
+cdef extern from "<signal.h>" nogil:
+    ctypedef struct siginfo_t:
+        int si_signo
+        int si_code
+        int si_errno
+        int si_pid
+        unsigned int si_uid
+        int si_status
+        long si_band
+
+cdef extern from "<sys/select.h>" nogil:
+    ctypedef struct fd_set:
+        pass
+    int FD_SETSIZE
+    void FD_ZERO(fd_set *)
+    void FD_SET(int, fd_set *)
+    bint FD_ISSET(int, fd_set *)
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        int fd
+    struct epoll_event:
+        unsigned int events
+        epoll_data_t data
+
+cdef enum:
+    INT_MAX = 0x7fffffff
+
+# _PyTime_t holds nanoseconds in 64 bits: the stdlib's limit for timeouts.
+cdef double TIME_LIMIT = 9223372036.854775
+INT_OVERFLOW = ("timestamp too large to convert to C "
+                + ("PyTime_t" if _sys.version_info >= (3, 13) else "_PyTime_t"))
+
+
+cdef double _timeout_seconds(object timeout, str type_message) except? -1.5:
+    """A timeout in seconds, converted as the stdlib converts one (float or
+    integer, NaN and overflow rejected, with its messages); `type_message`
+    replaces the TypeError's text when given."""
+    cdef double value
+    if isinstance(timeout, float):
+        value = timeout
+        if value != value:
+            raise ValueError("Invalid value NaN (not a number)")
+        if value > TIME_LIMIT or value < -TIME_LIMIT:
+            raise OverflowError("timestamp out of range for platform time_t")
+        return value
+    try:
+        number = _operator.index(timeout)
+    except TypeError:
+        if type_message is None:
+            raise
+        raise TypeError(type_message) from None
+    if number > TIME_LIMIT or number < -TIME_LIMIT:
+        raise OverflowError(INT_OVERFLOW)
+    return number
+
+
+# ---- select -----------------------------------------------------------------
+
+cdef int _fill_set(object seq, fd_set *fds, list objs, list nums) except -2:
+    """Fill `fds` from a select() argument; return the highest fd or -1.
+
+    Lists and tuples are walked in place, as select.select does (a fileno()
+    that shrinks the list shortens the walk)."""
+    cdef int fd, top = -1
+    cdef Py_ssize_t i = 0
+    if not isinstance(seq, (list, tuple)):
+        try:
+            seq = list(seq)
+        except TypeError:
+            raise TypeError("arguments 1-3 must be sequences") from None
+    FD_ZERO(fds)
+    while i < len(seq):
+        obj = seq[i]
+        i += 1
+        fd = _fileno(obj)
+        if fd >= FD_SETSIZE:
+            raise ValueError("filedescriptor out of range in select()")
+        FD_SET(fd, fds)
+        objs.append(obj)
+        nums.append(fd)
+        if fd > top:
+            top = fd
+    return top
+
+
+def select(rlist, wlist, xlist, timeout=None):
+    """Wait until some fds are ready, like ``select.select``: return the
+    three sub-lists of the objects given (ints or objects with fileno())
+    that are ready for reading, writing, or have an exceptional condition.
+    `timeout` in seconds; None waits forever. A cancellation point."""
+    cdef double limit = -1.0
+    cdef double deadline = 0.0
+    cdef fd_set wanted[3]
+    cdef fd_set ready[3]
+    cdef timespec ts
+    cdef int top = -1, k
+    cdef long r
+    if timeout is not None:
+        limit = _timeout_seconds(timeout, "timeout must be a float or None")
+        if limit < 0:
+            raise ValueError("timeout must be non-negative")
+        deadline = _now() + limit
+    objs = ([], [], [])
+    nums = ([], [], [])
+    for k, seq in enumerate((rlist, wlist, xlist)):
+        top = max(top, _fill_set(seq, &wanted[k], objs[k], nums[k]))
+    while True:
+        # pselect6 overwrites the sets: start each attempt from the wanted ones.
+        memcpy(ready, wanted, sizeof(wanted))
+        if limit >= 0:
+            _to_timespec(deadline - _now(), &ts)
+        r = _attempt_once(SYS_pselect6, top + 1, <long>&ready[0],
+                          <long>&ready[1], <long>&ready[2],
+                          <long>&ts if limit >= 0 else 0, 0)
+        if r != -EINTR:
+            break
+    if r < 0:
+        _raise_errno(r)
+    result = ([], [], [])
+    for k in range(3):
+        for obj, fd in zip(objs[k], nums[k]):
+            if FD_ISSET(fd, &ready[k]):
+                result[k].append(obj)
+    return result
+
+
+# ---- epoll ------------------------------------------------------------------
+
+cdef int _ceil_ms(double seconds) except? -2:
+    cdef double ms = seconds * 1000.0
+    cdef double whole = <double><long long>ms
+    if whole < ms:
+        whole += 1
+    if whole > INT_MAX:
+        raise OverflowError("timeout is too large")
+    return <int>whole
+
+
+def epoll_wait(epfd, timeout=None, int maxevents=-1):
+    """Wait for events on an epoll instance (a ``select.epoll`` or its fd),
+    like ``select.epoll.poll``: return a list of ``(fd, events)``. `timeout`
+    in seconds, None or negative for no limit; `maxevents` -1 for the
+    stdlib's default. A cancellation point."""
+    cdef double limit = -1.0
+    cdef double deadline = 0.0
+    cdef int ms = -1
+    cdef int f
+    cdef long r
+    cdef epoll_event *events
+    if timeout is not None:
+        limit = _timeout_seconds(timeout, "timeout must be an integer or None")
+        if limit >= 0:
+            ms = _ceil_ms(limit)
+            deadline = _now() + limit
+    if maxevents == -1:
+        maxevents = FD_SETSIZE - 1
+    elif maxevents < 1:
+        raise ValueError(f"maxevents must be greater than 0, got {maxevents}")
+    f = _fileno(epfd)
+    cdef bytearray storage = bytearray(maxevents * sizeof(epoll_event))
+    events = <epoll_event *><char *>storage
+    while True:
+        r = _attempt_once(SYS_epoll_pwait, f, <long>events, maxevents, ms, 0,
+                          KERNEL_SIGSET_SIZE)
+        if r != -EINTR:
+            break
+        if limit >= 0:
+            if _now() >= deadline:
+                r = 0
+                break
+            ms = _ceil_ms(deadline - _now())
+    if r < 0:
+        _raise_errno(r)
+    return [(events[k].data.fd, events[k].events) for k in range(r)]
+
+
+# ---- children -----------------------------------------------------------------
+
+def waitid(int idtype, long id, int options):
+    """Wait for a child's state change, like ``os.waitid``: return an
+    ``os.waitid_result``, or None if WNOHANG found none. A cancellation
+    point: a child the kernel reaped is always reported."""
+    cdef siginfo_t si
+    memset(&si, 0, sizeof(si))
+    _call(SYS_waitid, idtype, id, <long>&si, options, 0, 0)
+    if si.si_pid == 0:
+        return None
+    return _os.waitid_result((si.si_pid, si.si_uid, si.si_signo,
+                              si.si_status, si.si_code))
+
+
+# ---- signals ------------------------------------------------------------------
+
+cdef object _siginfo(siginfo_t *si):
+    return _signal.struct_siginfo((si.si_signo, si.si_code, si.si_errno,
+                                   si.si_pid, si.si_uid, si.si_status,
+                                   si.si_band))
+
+
+cdef object _sigwait(object sigset, double limit):
+    cdef unsigned long mask = _sigmask(sigset)
+    cdef double deadline = _now() + limit
+    cdef siginfo_t si
+    cdef timespec ts
+    cdef long r
+    memset(&si, 0, sizeof(si))
+    while True:
+        if limit >= 0:
+            _to_timespec(deadline - _now(), &ts)
+        r = _attempt_once(SYS_rt_sigtimedwait, <long>&mask, <long>&si,
+                          <long>&ts if limit >= 0 else 0, KERNEL_SIGSET_SIZE,
+                          0, 0)
+        if r != -EINTR:
+            break
+        if limit >= 0 and _now() >= deadline:
+            return None
+    if r == -EAGAIN:
+        return None
+    if r < 0:
+        _raise_errno(r)
+    return _siginfo(&si)
+
+
+def sigtimedwait(sigset, timeout):
+    """Wait for one of the signals in `sigset` (which should be blocked),
+    like ``signal.sigtimedwait``: return a ``signal.struct_siginfo``, or None
+    when `timeout` (seconds) passes. A cancellation point: a signal the
+    kernel handed over is always returned. aiocancel's own cancel signal is
+    never waited for."""
+    cdef double limit = _timeout_seconds(timeout, None)
+    if limit < 0:
+        raise ValueError("timeout must be non-negative")
+    return _sigwait(sigset, limit)
+
+
+def sigwaitinfo(sigset):
+    """``signal.sigwaitinfo``: `sigtimedwait` without a timeout."""
+    return _sigwait(sigset, -1.0)
