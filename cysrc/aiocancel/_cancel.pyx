@@ -60,12 +60,19 @@ def _parse_signal(str spec):
 
 
 def _init():
+    cdef int r
     spec = os.environ.get("AIOCANCEL_SIGNAL", "").strip()
-    cdef int wanted = _parse_signal(spec) if spec else 0
-    cdef int r = aioc_init(wanted)
+    lo, hi = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
+    wanted = _parse_signal(spec) if spec else 0
+    # Checked here, not only in aioc_init: 0 or a negative number would mean
+    # "pick one" there, and a huge one would not fit in a C int.
+    if spec and not lo <= wanted <= hi:
+        raise ValueError(
+            f"AIOCANCEL_SIGNAL={spec!r}: {wanted} is not a real-time signal "
+            f"({lo}..{hi})")
+    r = aioc_init(wanted)
     if r > 0:
         return
-    lo, hi = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
     if r == -errno_EINVAL:
         raise ValueError(
             f"AIOCANCEL_SIGNAL={spec!r}: {wanted} is not a real-time signal "
@@ -89,7 +96,19 @@ _init()
 
 
 def cancel_signal():
-    """The real-time signal number aiocancel uses to interrupt threads."""
+    """The real-time signal number aiocancel uses to interrupt threads.
+
+    Chosen at import: ``AIOCANCEL_SIGNAL`` if set (a number, or SIGRTMIN+n /
+    SIGRTMAX-n; an error if it is not a real-time signal or already has a
+    handler), else the first real-time signal that has no handler (nor
+    SIG_IGN) at that moment, so a library that took SIGRTMIN first keeps it.
+
+    A thread that blocks this signal (``signal.pthread_sigmask``) is not
+    interrupted while blocked in a syscall: the request stays pending and
+    acts at its next cancellation point (the flag check at the start of
+    every `aiocancel.syscalls` call, `testcancel`). aiocancel's workers
+    unblock it again at the start of each job. Installing another handler
+    for this signal after import breaks cancellation."""
     return aioc_signal()
 
 
