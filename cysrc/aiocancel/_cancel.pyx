@@ -119,11 +119,14 @@ cdef aioc_slot *_registered() except NULL:
     return s
 
 
-def setcancelstate(int state):
+def setcancelstate(state):
     """Set the calling thread's cancel state; return the previous one.
 
     Registers the thread, so that `cancel_thread` can target it from then on.
     """
+    # Not `int state`: Cython would truncate a float (1.5 -> DISABLE).
+    if not isinstance(state, int):
+        raise TypeError(f"cancel state must be an int, not {type(state).__name__}")
     if state != AIOC_ENABLE and state != AIOC_DISABLE and state != AIOC_MASKED:
         raise ValueError(f"invalid cancel state {state!r}; expected "
                          "CANCEL_ENABLE, CANCEL_DISABLE or CANCEL_MASKED")
