@@ -63,8 +63,10 @@ class _Owner:
         self.slot = slot
 
     def __del__(self) -> None:
-        with _lock:
-            _slots.pop(self.slot.index, None)
+        # No lock: a forked child finalizes the locals of the threads it
+        # lost before any at-fork hook runs, and one of them may have held
+        # _lock at the fork. dict.pop is atomic; readers take snapshots.
+        _slots.pop(self.slot.index, None)
 
 
 _lock = threading.Lock()
@@ -76,6 +78,24 @@ _local = threading.local()
 def _self() -> _Slot | None:
     owner = getattr(_local, "owner", None)
     return owner.slot if owner is not None else None
+
+
+def _after_fork_in_child() -> None:
+    """Only the forking thread exists in a forked child: forget the other
+    threads' registrations, and drop a request aimed at the parent's thread
+    (the child starts clean, as with the compiled core). The lock may have
+    been held by a thread that is gone: make a new one."""
+    global _lock
+    _lock = threading.Lock()
+    me = _self()
+    _slots.clear()
+    if me is not None:
+        me.cancel = False
+        me.generation += 1
+        _slots[me.index] = me
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _register() -> _Slot:
@@ -133,7 +153,8 @@ def cancel_thread(ident: int) -> bool:
     if not isinstance(ident, int):
         raise TypeError(f"thread ident must be an int, not {type(ident).__name__}")
     with _lock:
-        return _request(next((s for s in _slots.values() if s.ident == ident), None))
+        return _request(next((s for s in list(_slots.values()) if s.ident == ident),
+                             None))
 
 
 def testcancel() -> None:

@@ -179,6 +179,11 @@ class Executor(ThreadPoolExecutor):
                  thread_name_prefix: str = "",
                  initializer: Callable[..., object] | None = None,
                  initargs: tuple = (), *, transparent: bool = False) -> None:
+        if max_workers is not None and not isinstance(max_workers, int):
+            # ThreadPoolExecutor takes floats; NaN then starts no worker and
+            # every job waits forever.
+            raise TypeError(f"max_workers must be an int or None, not "
+                            f"{type(max_workers).__name__}")
         self._transparent = transparent
         if transparent:
             initializer = _transparent.initializer(initializer)

@@ -84,12 +84,19 @@ def _parse_signal(str spec):
 
 
 def _init():
+    cdef int r
     spec = os.environ.get("AIOCANCEL_SIGNAL", "").strip()
-    cdef int wanted = _parse_signal(spec) if spec else 0
-    cdef int r = aioc_init(wanted)
+    lo, hi = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
+    wanted = _parse_signal(spec) if spec else 0
+    # Checked here, not only in aioc_init: 0 or a negative number would mean
+    # "pick one" there, and a huge one would not fit in a C int.
+    if spec and not lo <= wanted <= hi:
+        raise ValueError(
+            f"AIOCANCEL_SIGNAL={spec!r}: {wanted} is not a real-time signal "
+            f"({lo}..{hi})")
+    r = aioc_init(wanted)
     if r > 0:
         return
-    lo, hi = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
     if r == -errno_EINVAL:
         raise ValueError(
             f"AIOCANCEL_SIGNAL={spec!r}: {wanted} is not a real-time signal "
@@ -113,7 +120,19 @@ _init()
 
 
 def cancel_signal():
-    """The real-time signal number aiocancel uses to interrupt threads."""
+    """The real-time signal number aiocancel uses to interrupt threads.
+
+    Chosen at import: ``AIOCANCEL_SIGNAL`` if set (a number, or SIGRTMIN+n /
+    SIGRTMAX-n; an error if it is not a real-time signal or already has a
+    handler), else the first real-time signal that has no handler (nor
+    SIG_IGN) at that moment, so a library that took SIGRTMIN first keeps it.
+
+    A thread that blocks this signal (``signal.pthread_sigmask``) is not
+    interrupted while blocked in a syscall: the request stays pending and
+    acts at its next cancellation point (the flag check at the start of
+    every `aiocancel.syscalls` call, `testcancel`). aiocancel's workers
+    unblock it again at the start of each job. Installing another handler
+    for this signal after import breaks cancellation."""
     return aioc_signal()
 
 
@@ -151,11 +170,14 @@ cdef aioc_slot *_registered() except NULL:
     return s
 
 
-def setcancelstate(int state):
+def setcancelstate(state):
     """Set the calling thread's cancel state; return the previous one.
 
     Registers the thread, so that `cancel_thread` can target it from then on.
     """
+    # Not `int state`: Cython would truncate a float (1.5 -> DISABLE).
+    if not isinstance(state, int):
+        raise TypeError(f"cancel state must be an int, not {type(state).__name__}")
     if state != AIOC_ENABLE and state != AIOC_DISABLE and state != AIOC_MASKED:
         raise ValueError(f"invalid cancel state {state!r}; expected "
                          "CANCEL_ENABLE, CANCEL_DISABLE or CANCEL_MASKED")

@@ -149,8 +149,15 @@ cdef socklen_t _encode_addr(int family, object address,
         host_b = b"::" if family == AF_INET6 else b"0.0.0.0"
     elif host == "<broadcast>":
         host_b = b"255.255.255.255"
+    elif isinstance(host, str):
+        host_b = host.encode("idna")
+    elif isinstance(host, (bytes, bytearray)):
+        host_b = bytes(host)
     else:
-        host_b = host.encode("idna") if isinstance(host, str) else bytes(host)
+        raise TypeError(f"str, bytes or bytearray expected, not {type(host).__name__}")
+    if b"\0" in host_b:
+        # getaddrinfo would stop at the NUL and connect somewhere else.
+        raise TypeError("host name must not contain null character")
     host_p = host_b
     memset(&hints, 0, sizeof(hints))
     hints.ai_family = family
