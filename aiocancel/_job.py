@@ -14,11 +14,19 @@ No lock is needed: `run` publishes (slot, generation) before RUNNING and
 re-checks `cancel_requested` after it, while `cancel` sets the request before
 reading the state, so (with the GIL ordering the two threads' steps) at least
 one of them sends the request whenever both overlap.
+
+`pool` is the `Executor` the job was submitted to (None for jobs that other
+front ends run themselves); `run` tells it when the job's outcome exists,
+before `_finish` delivers it (if `handoff_finish`), so that the worker counts
+as idle by the time anyone learns the job ended. `run` also re-checks the pool's "cancel running jobs"
+flag after RUNNING for the same reason: ``shutdown(cancel_futures=True)`` must
+also reach a job that a worker dequeued just before the shutdown but had not
+begun yet, which no thread-level request could (job_begin clears it).
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
@@ -34,7 +42,14 @@ class Job:
     """One call of `fn(*args, **kwargs)` on a worker; subclasses deliver it."""
 
     __slots__ = ("fn", "args", "kwargs", "state", "cancel_requested", "slot",
-                 "generation", "result", "exc", "acted")
+                 "generation", "result", "exc", "acted", "pool", "counted")
+
+    # True when `_finish` only hands the outcome to another thread (an event
+    # loop) and cannot block: the worker may then count itself idle before
+    # it. A `_finish` that runs user callbacks (future done-callbacks, which
+    # may wait for another job of the same pool) must say False, or that
+    # job could queue behind the very worker that waits for it.
+    handoff_finish: ClassVar[bool] = True
 
     def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         self.fn = fn
@@ -45,16 +60,18 @@ class Job:
         self.result: Any = None
         self.exc: BaseException | None = None
         self.acted = False
+        self.pool: Any = None
+        self.counted = False
 
     def run(self) -> None:
         """Worker side: run the job in MASKED state, then deliver it."""
-        if self.cancel_requested:
+        if self._stopped():
             self.exc = Cancelled()
             self.acted = True
         else:
             self.slot, self.generation = _job_begin()
             self.state = RUNNING
-            if self.cancel_requested:
+            if self._stopped():
                 _cancel_job(self.slot, self.generation)
             try:
                 self.result = self.fn(*self.args, **self.kwargs)
@@ -63,8 +80,17 @@ class Job:
             finally:
                 self.acted = _job_end()
         self.fn = self.args = self.kwargs = None
+        pool = self.pool
+        if pool is not None and self.handoff_finish:
+            # Before anyone can see the job DONE: a caller that submits again
+            # at once must find this worker idle, not start another thread.
+            self.counted = pool._job_ending()
         self.state = DONE
         self._finish()
+
+    def _stopped(self) -> bool:
+        pool = self.pool
+        return self.cancel_requested or (pool is not None and pool._cancel_running)
 
     def cancel(self) -> bool:
         """Request cancellation (any thread); False if the job was done."""

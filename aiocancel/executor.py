@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import queue
+import threading
+import weakref
 from concurrent.futures import Future
+from concurrent.futures import _base
 from concurrent.futures import thread as _thread
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+from . import transparent as _transparent
 from ._backend import cancel as _cancel
 from ._job import Job
 
@@ -20,11 +24,12 @@ class JobFuture(Future):
     """The future of an `Executor` job.
 
     `cancel()` also works while the job runs: it sends the cancel request to
-    the worker and returns True. The future then ends cancelled if the job
-    ended cancelled (it raised `Cancelled`/`ThreadCancelled`, or raised after
-    one of its cancellation points acted), or with the job's own result or
-    exception if the job finished first. `cancel()` returns False once the
-    future is done.
+    the worker and returns True. The future then ends cancelled (``cancelled()``
+    True, ``result()`` raises ``concurrent.futures.CancelledError``) if the
+    job ended cancelled (it raised `Cancelled`/`ThreadCancelled`, or raised
+    anything after one of its cancellation points reported ECANCELED), or
+    with the job's own result or exception if the job finished first.
+    `cancel()` returns False once the future is done.
     """
 
     _job: "_FutureJob"
@@ -36,6 +41,8 @@ class JobFuture(Future):
         return super().cancel()
 
     def _end_cancelled(self) -> None:
+        # RUNNING -> CANCELLED_AND_NOTIFIED directly: nobody will call
+        # set_running_or_notify_cancel again, so notify waiters here.
         with self._condition:
             self._state = CANCELLED_AND_NOTIFIED
             for waiter in self._waiters:
@@ -46,6 +53,7 @@ class JobFuture(Future):
 
 class _FutureJob(Job):
     __slots__ = ("future",)
+    handoff_finish = False     # set_result runs the future's done-callbacks
 
     def __init__(self, future: JobFuture, fn: Callable[..., Any], args: tuple,
                  kwargs: dict) -> None:
@@ -71,33 +79,128 @@ class _FutureJob(Job):
         self.exc = None   # the future holds it; break the traceback cycle
 
 
+class _IdleCount:
+    """Workers waiting for a job, or about to, minus jobs queued: the pool's
+    ``_idle_semaphore``. A submit takes one and starts a thread if none was
+    there; a worker adds one before each dequeue; a new thread is counted
+    when started.
+
+    Exact, unlike concurrent.futures' count of idle workers: there, a busy
+    worker that picks up a queued job takes it from the idle worker whose
+    count the job's submit had consumed; that worker then waits uncounted
+    and the next submit starts a surplus thread. With max_workers as the
+    only bound that is harmless, but the unbounded anyio pool grew to
+    thousands of threads for 64 concurrent calls. A plain lock around an
+    int costs little (the semaphore's Condition was the expensive part)."""
+
+    __slots__ = ("_n", "_lock")
+
+    def __init__(self) -> None:
+        self._n = 0
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        """A worker is about to dequeue (or a thread was started)."""
+        with self._lock:
+            self._n += 1
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """A job was queued: whether a worker is there for it (never blocks;
+        if not, the count stays owed until a thread starts or a worker
+        frees)."""
+        with self._lock:
+            self._n -= 1
+            return self._n >= 0
+
+
+def _work(executor_ref: "weakref.ref[Executor]", work_queue: queue.SimpleQueue,
+          idle: _IdleCount, initializer: Callable[..., object] | None,
+          initargs: tuple) -> None:
+    """A worker's loop: concurrent.futures' own, except that the worker
+    counts itself idle (releases `idle`) as soon as its job's outcome exists,
+    before the job wakes whoever waits for it (`Executor._job_ending`): a
+    caller that submits again right away reuses this worker instead of
+    starting another thread."""
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException:
+            _base.LOGGER.critical("Exception in initializer:", exc_info=True)
+            executor = executor_ref()
+            if executor is not None:
+                executor._initializer_failed()
+            return
+    counted = True         # counted already for the coming dequeue (a new
+    try:                   # thread: by the submit that started it)
+        while True:
+            if not counted:
+                idle.release()
+            job = work_queue.get(block=True)
+            if job is not None:
+                try:
+                    job.run()
+                except Exception:      # a delivery bug must not kill the worker
+                    _base.LOGGER.critical("Exception delivering a job",
+                                          exc_info=True)
+                counted = job.counted
+                del job
+                continue
+            counted = True         # a wake-up that consumed no idle count
+            executor = executor_ref()
+            if _thread._shutdown or executor is None or executor._shutdown:
+                if executor is not None:
+                    executor._shutdown = True
+                work_queue.put(None)      # wake the next worker
+                return
+            del executor
+    except BaseException:
+        _base.LOGGER.critical("Exception in worker", exc_info=True)
+
+
 class Executor(ThreadPoolExecutor):
     """A drop-in `concurrent.futures.ThreadPoolExecutor` with cancellable jobs.
 
     Every job runs on a worker registered for cancellation, in MASKED state,
     under a fresh job generation (a request meant for one job never hits the
-    next). Accepted by ``loop.set_default_executor`` (see `aiocancel.install`).
+    next): the `aiocancel.syscalls` calls it makes are cancellation points.
+    Accepted by ``loop.set_default_executor`` (see `aiocancel.install`).
 
-    ``shutdown(cancel_futures=True)`` cancels running jobs as well as queued
-    ones, so it returns promptly when jobs block in cancellable calls.
+    The futures it returns are `JobFuture`: ``cancel()`` also cancels a
+    running job. ``shutdown(cancel_futures=True)`` cancels running jobs as
+    well as queued ones, so it returns promptly when the jobs block in
+    cancellable calls.
+
+    ``transparent=True`` runs the workers in transparent mode: blocking
+    syscalls inside foreign C code (OpenSSL, C extensions) are cancellation
+    points too; see `aiocancel.transparent`.
     """
 
     def __init__(self, max_workers: int | None = None,
                  thread_name_prefix: str = "",
                  initializer: Callable[..., object] | None = None,
-                 initargs: tuple = ()) -> None:
+                 initargs: tuple = (), *, transparent: bool = False) -> None:
+        self._transparent = transparent
+        if transparent:
+            initializer = _transparent.initializer(initializer)
         super().__init__(max_workers, thread_name_prefix or "aiocancel",
                          initializer, initargs)
+        self._job_init = (initializer, initargs)
+        self._idle_semaphore = _IdleCount()
+        # Set by shutdown(cancel_futures=True); Job.run checks it after
+        # RUNNING, which reaches jobs dequeued before the shutdown.
+        self._cancel_running = False
 
     def submit(self, fn: Callable[..., T], /, *args: Any,
                **kwargs: Any) -> "Future[T]":
+        """Schedule ``fn(*args, **kwargs)``; return a `JobFuture`."""
         future = JobFuture()
         self.submit_job(_FutureJob(future, fn, args, kwargs))
         return future
 
     def submit_job(self, job: Job) -> None:
-        """Queue a `Job` (the front ends' entry point, one allocation less
-        than a future per call)."""
+        """Queue a `Job` (the front ends' entry point: one future fewer per
+        call than `submit`). Raises RuntimeError after shutdown and
+        BrokenThreadPool if a worker initializer failed."""
         with self._shutdown_lock, _thread._global_shutdown_lock:
             if self._broken:
                 raise BrokenThreadPool(self._broken)
@@ -106,8 +209,37 @@ class Executor(ThreadPoolExecutor):
             if _thread._shutdown:
                 raise RuntimeError("cannot schedule new futures after "
                                    "interpreter shutdown")
+            job.pool = self
             self._work_queue.put(job)
             self._adjust_thread_count()
+
+    def _job_ending(self) -> bool:
+        """Worker side, between a job's end and its delivery: count this
+        worker for its next dequeue now, so that a caller who submits again
+        at once finds it. Returns True (the worker loop then skips its own
+        count)."""
+        self._idle_semaphore.release()
+        return True
+
+    def _adjust_thread_count(self) -> None:
+        if self._idle_semaphore.acquire(timeout=0):
+            return
+
+        def weakref_cb(_: object, q: queue.SimpleQueue = self._work_queue) -> None:
+            q.put(None)
+
+        num_threads = len(self._threads)
+        if num_threads < self._max_workers:
+            initializer, initargs = self._job_init
+            t = threading.Thread(
+                name=f"{self._thread_name_prefix}_{num_threads}", target=_work,
+                args=(weakref.ref(self, weakref_cb), self._work_queue,
+                      self._idle_semaphore, initializer, initargs))
+            self._idle_semaphore.release()     # counts the new thread
+            t.start()
+            self._threads.add(t)
+            # concurrent.futures joins these at interpreter exit.
+            _thread._threads_queues[t] = self._work_queue
 
     def _drain(self, exc: BaseException | None) -> None:
         # Called with _shutdown_lock held: no submit can interleave.
@@ -117,6 +249,8 @@ class Executor(ThreadPoolExecutor):
             except queue.Empty:
                 return
             if job is not None:
+                self._idle_semaphore.release()   # dequeued, not by a worker
+                job.pool = None        # not run by a worker: no idle count
                 if exc is None:
                     job.cancel()
                     job.run()          # delivers "cancelled before start"
@@ -131,14 +265,17 @@ class Executor(ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """As ThreadPoolExecutor.shutdown; with ``cancel_futures=True`` the
-        jobs already running get a cancel request too."""
+        jobs already running get a cancel request too, so that ``wait=True``
+        returns as soon as they reach a cancellation point."""
         with self._shutdown_lock:
             self._shutdown = True
             if cancel_futures:
+                self._cancel_running = True
                 self._drain(None)
                 for thread in list(self._threads):
-                    # An idle worker is in DISABLE: the flag is cleared at
-                    # its next job_begin, and its futex wait just restarts.
+                    # Reaches the job a worker is running. An idle worker is
+                    # in DISABLE: the flag is cleared at its next job_begin,
+                    # and its futex wait just restarts.
                     if thread.ident is not None:
                         _cancel.cancel_thread(thread.ident)
             self._work_queue.put(None)

@@ -13,7 +13,7 @@
  * is still queued always names valid memory; the handler checks the tid.
  */
 #define _GNU_SOURCE
-#include "cancel_core.h"
+#include "cancel_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -31,8 +31,10 @@ extern const char aioc_cp_begin[], aioc_cp_end[], aioc_cp_cancel[];
 
 #if defined(__x86_64__)
 #define AIOC_PC(uc) ((uc)->uc_mcontext.gregs[REG_RIP])
+#define AIOC_SP(uc) ((uc)->uc_mcontext.gregs[REG_RSP])
 #elif defined(__aarch64__)
 #define AIOC_PC(uc) ((uc)->uc_mcontext.pc)
+#define AIOC_SP(uc) ((uc)->uc_mcontext.sp)
 #else
 #error "aiocancel: no trampoline for this architecture"
 #endif
@@ -43,9 +45,14 @@ extern const char aioc_cp_begin[], aioc_cp_end[], aioc_cp_cancel[];
 static aioc_slot *chunks[MAX_CHUNKS];
 static int nslots;             /* published with release after the chunk */
 static int free_head = -1;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t aioc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t self_key;
 static int cancel_sig;         /* 0 until aioc_init succeeded */
+
+/* Event counters (aioc_stats): relaxed atomics, lock-free on every supported
+ * architecture, so the signal handler may bump them. */
+static unsigned long stats[AIOC_NSTATS];
+#define COUNT(i) __atomic_fetch_add(&stats[i], 1, __ATOMIC_RELAXED)
 
 /* Never the "always zero" flag of a real slot: threads that are not
  * cancellation points still go through the trampoline, which then behaves as
@@ -59,11 +66,14 @@ static aioc_slot *slot_at(int index)
     return &chunks[index / CHUNK_SLOTS][index % CHUNK_SLOTS];
 }
 
+aioc_slot *aioc_slot_at(int index) { return slot_at(index); }
+int aioc_slot_count(void) { return __atomic_load_n(&nslots, __ATOMIC_ACQUIRE); }
+
 static pid_t sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* rt_tgsigqueueinfo rather than tgkill: the slot index rides in si_value, so
  * the handler never needs thread-local storage to find its state. */
-static void send_cancel(aioc_slot *s, pid_t tid)
+void aioc_send_cancel(aioc_slot *s, pid_t tid)
 {
     siginfo_t si;
     memset(&si, 0, sizeof si);
@@ -72,7 +82,10 @@ static void send_cancel(aioc_slot *s, pid_t tid)
     si.si_pid = getpid();
     si.si_uid = getuid();
     si.si_value.sival_int = s->index;
-    syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, cancel_sig, &si);
+    /* ESRCH here would mean a signal aimed at an exited thread: the registry
+     * lock makes that impossible, and the counter lets tests prove it. */
+    if (syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, cancel_sig, &si) != 0)
+        COUNT(errno == ESRCH ? AIOC_STAT_SEND_ESRCH : AIOC_STAT_SEND_FAILED);
 }
 
 /*
@@ -93,31 +106,58 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
     pid_t tid;
     uintptr_t pc;
 
+    COUNT(AIOC_STAT_HANDLED);
     if (si->si_code != SI_QUEUE)
-        goto out;
+        goto ignore;
     s = slot_at(si->si_value.sival_int);
     if (!s)
-        goto out;
+        goto ignore;
     tid = sys_gettid();
     if (s->tid != tid)
-        goto out;
+        goto ignore;
     if (!__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) || s->state == AIOC_DISABLE)
-        goto out;
-    sigaddset(&uc->uc_sigmask, sig);
+        goto ignore;
     pc = (uintptr_t)AIOC_PC(uc);
     if (pc >= (uintptr_t)aioc_cp_begin && pc < (uintptr_t)aioc_cp_end) {
+        sigaddset(&uc->uc_sigmask, sig);
         AIOC_PC(uc) = (uintptr_t)aioc_cp_cancel;
+        COUNT(AIOC_STAT_REDIRECTED);
         goto out;
     }
-    send_cancel(s, tid);
+    if (s->transparent) {
+        /* Foreign code checks no flag before its next syscall, so leaving
+         * the signal blocked could strand the request; the re-sender tries
+         * again instead (transparent.c). */
+        if (aioc_foreign_cancel(s, uc)) {
+            s->state = AIOC_DISABLE;
+            s->acted = 1;
+            COUNT(AIOC_STAT_FOREIGN);
+        }
+        goto out;
+    }
+    sigaddset(&uc->uc_sigmask, sig);
+    COUNT(AIOC_STAT_DEFERRED);
+    /* On a kernel the re-queued signal stays blocked until an outer handler
+     * returns, so it never comes straight back to the context it was
+     * deferred at. Valgrind ignores changes to uc_sigmask and delivers it
+     * again at once: the same (PC, SP) means no outer handler lies between,
+     * and re-queuing would loop forever. The flag carries the request to
+     * the next cancellation point. */
+    if (pc == s->deferred_pc && (uintptr_t)AIOC_SP(uc) == s->deferred_sp)
+        goto out;
+    s->deferred_pc = pc;
+    s->deferred_sp = (uintptr_t)AIOC_SP(uc);
+    aioc_send_cancel(s, tid);
+    goto out;
+ignore:
+    COUNT(AIOC_STAT_IGNORED);
 out:
     errno = saved_errno;
 }
 
-static void slot_release(void *p)
+/* Lock held: the slot's thread is gone or going; recycle the slot. */
+static void recycle(aioc_slot *s)
 {
-    aioc_slot *s = p;
-    pthread_mutex_lock(&lock);
     s->tid = 0;
     s->in_use = 0;
     s->ident = 0;
@@ -125,33 +165,69 @@ static void slot_release(void *p)
     s->cancel = 0;
     s->next_free = free_head;
     free_head = s->index;
-    pthread_mutex_unlock(&lock);
 }
 
-static void fork_prepare(void) { pthread_mutex_lock(&lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&lock); }
+/* pthread-key destructor, in the exiting thread. aioc_unregister may have
+ * recycled the slot already, from another thread (interpreter shutdown), and
+ * it may belong to a new thread by now: only our own tid releases it. */
+static void slot_release(void *p)
+{
+    aioc_slot *s = p;
+    pid_t tid = sys_gettid();
+    pthread_mutex_lock(&aioc_lock);
+    if (s->in_use && s->tid == tid)
+        recycle(s);
+    pthread_mutex_unlock(&aioc_lock);
+}
+
+void aioc_unregister(aioc_slot *s, uint64_t serial)
+{
+    int released;
+    pthread_mutex_lock(&aioc_lock);
+    released = s->in_use && s->serial == serial;
+    if (released)
+        recycle(s);
+    pthread_mutex_unlock(&aioc_lock);
+    /* A slot is owned by one thread: if the caller's key names it, the
+     * caller is its (exiting) owner, and must not reach it again. */
+    if (released && pthread_getspecific(self_key) == s)
+        pthread_setspecific(self_key, NULL);
+}
+
+static void fork_prepare(void) { pthread_mutex_lock(&aioc_lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&aioc_lock); }
 
 void aioc_atfork_child(void)
 {
     aioc_slot *me = pthread_getspecific(self_key);
     int i, n = nslots;
-    pthread_mutex_init(&lock, NULL);
+    pthread_mutex_init(&aioc_lock, NULL);
+    aioc_resender_atfork_child();
     free_head = -1;
     for (i = n - 1; i >= 0; i--) {
         aioc_slot *s = slot_at(i);
         if (s == me) {
             s->tid = sys_gettid();
+            /* The child is a new process: a request aimed at the parent's
+             * thread (or at the job it was running) is not for it. Clear the
+             * flag and move the generation on so that a (slot, generation)
+             * copied from the parent names nothing here. Pending signals
+             * are not inherited, but the mask is: the handler may have left
+             * the cancel signal blocked while deferring, so unblock it. */
+            s->cancel = 0;
+            s->generation++;
+            if (s->sent) {
+                sigset_t set;
+                sigemptyset(&set);
+                sigaddset(&set, cancel_sig);
+                pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+            }
             s->sent = 0;
             continue;
         }
-        /* Threads other than the forking one do not exist in the child. */
-        s->tid = 0;
-        s->in_use = 0;
-        s->ident = 0;
-        s->cancel = 0;
-        s->generation++;
-        s->next_free = free_head;
-        free_head = i;
+        /* Threads other than the forking one do not exist in the child;
+         * the free list is rebuilt from every other slot. */
+        recycle(s);
     }
 }
 
@@ -200,12 +276,21 @@ int aioc_init(int sig)
 
 int aioc_signal(void) { return cancel_sig; }
 
+void aioc_stats(unsigned long out[AIOC_NSTATS])
+{
+    int i;
+    for (i = 0; i < AIOC_NSTATS; i++)
+        out[i] = __atomic_load_n(&stats[i], __ATOMIC_RELAXED);
+}
+
 aioc_slot *aioc_self(void)
 {
     return cancel_sig ? pthread_getspecific(self_key) : NULL;
 }
 
 /* Called with lock held. */
+static uint64_t registrations;   /* lock held */
+
 static aioc_slot *slot_alloc(void)
 {
     aioc_slot *s;
@@ -236,24 +321,43 @@ aioc_slot *aioc_register(void)
     aioc_slot *s = aioc_self();
     if (s || !cancel_sig)
         return s;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     s = slot_alloc();
     if (s) {
         s->in_use = 1;
+        s->serial = ++registrations;
         s->ident = (unsigned long)pthread_self();
         s->generation++;
+        /* A recycled slot must not carry its previous thread's modes. */
         s->cancel = 0;
         s->sent = 0;
         s->acted = 0;
+        s->transparent = 0;
+        s->expect_pc = 0;
+        s->deferred_pc = s->deferred_sp = 0;
         s->state = AIOC_ENABLE;
         s->tid = sys_gettid();
     }
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     if (s && pthread_setspecific(self_key, s) != 0) {
         slot_release(s);
-        s = NULL;
+        return NULL;
+    }
+    if (s) {
+        /* Threads inherit their creator's signal mask, which may hold the
+         * cancel signal blocked (a deferred request leaves it so): nothing
+         * is pending for a fresh registration, so it must be interruptible. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, cancel_sig);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     }
     return s;
+}
+
+void aioc_set_transparent(aioc_slot *s, int on)
+{
+    s->transparent = on;
 }
 
 int aioc_setstate(aioc_slot *s, int state)
@@ -270,7 +374,11 @@ static int request(aioc_slot *s)
         /* Flag before signal: the handler, and a trampoline entered after
          * this store, must see it. */
         __atomic_store_n(&s->cancel, 1, __ATOMIC_SEQ_CST);
-        send_cancel(s, s->tid);
+        COUNT(AIOC_STAT_SENT);
+        if (s->transparent)
+            aioc_resender_kick(s);   /* probes /proc first, then signals */
+        else
+            aioc_send_cancel(s, s->tid);
         s->sent = 1;
     }
     return 1;
@@ -279,7 +387,7 @@ static int request(aioc_slot *s)
 int aioc_cancel_ident(unsigned long ident)
 {
     int i, n, r = 0;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     n = nslots;
     for (i = 0; i < n; i++) {
         aioc_slot *s = slot_at(i);
@@ -288,7 +396,7 @@ int aioc_cancel_ident(unsigned long ident)
             break;
         }
     }
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     return r;
 }
 
@@ -296,11 +404,11 @@ int aioc_cancel_job(int index, uint64_t generation)
 {
     int r = 0;
     aioc_slot *s;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     s = slot_at(index);
     if (s && s->in_use && s->generation == generation)
         r = request(s);
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     return r;
 }
 
@@ -327,13 +435,15 @@ uint64_t aioc_job_begin(aioc_slot *s, int state)
 {
     uint64_t gen;
     int sent;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     gen = ++s->generation;
     sent = s->sent;
     s->sent = 0;
     s->cancel = 0;
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     s->acted = 0;
+    s->expect_pc = 0;
+    s->deferred_pc = s->deferred_sp = 0;
     reset_signal(sent);
     s->state = state;
     return gen;
@@ -343,9 +453,9 @@ int aioc_job_end(aioc_slot *s)
 {
     int acted = s->acted;
     s->state = AIOC_DISABLE;
-    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aioc_lock);
     s->generation++;
-    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&aioc_lock);
     s->acted = 0;
     return acted;
 }

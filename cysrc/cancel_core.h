@@ -25,12 +25,22 @@ typedef struct aioc_slot {
     volatile pid_t tid;       /* kernel tid while registered, else 0 */
     int index;                /* travels in si_value so the handler needs no TLS */
     int acted;                /* a cancellation point reported during this job */
+    volatile int transparent; /* foreign syscalls are cancellation points too */
+    /* Transparent mode, EINTR-style calls: the return PC of an allow-listed
+     * syscall the thread was seen blocked in (/proc/self/task/TID/syscall),
+     * published before the signal that may interrupt it; 0 if none. */
+    volatile uintptr_t expect_pc;
+    /* Where the handler last deferred (PC, SP); see cancel_handler. */
+    volatile uintptr_t deferred_pc, deferred_sp;
     /* Fields below are owned by the registry lock. */
     int in_use;
     int sent;                 /* a signal went out since the last job_begin */
     int next_free;
     unsigned long ident;      /* pthread_self(), i.e. threading.get_ident() */
     uint64_t generation;
+    uint64_t serial;          /* which registration owns the slot */
+    int64_t resend_at_ns;     /* transparent mode: next re-send */
+    int64_t resend_delay_ns;
 } aioc_slot;
 
 /* Installs the signal handler. sig <= 0 picks the first real-time signal
@@ -39,10 +49,16 @@ typedef struct aioc_slot {
 int aioc_init(int sig);
 int aioc_signal(void);
 
+/* A slot by index (NULL if out of range). */
+aioc_slot *aioc_slot_at(int index);
 /* The calling thread's slot, or NULL if it never registered. */
 aioc_slot *aioc_self(void);
 /* Registers the calling thread (idempotent); NULL on allocation failure. */
 aioc_slot *aioc_register(void);
+/* Unregisters registration `serial` of slot s, if it still holds it: called
+ * when the Python thread state is torn down, which on 3.11 happens before
+ * Thread.join() returns but before the pthread-key destructor runs. */
+void aioc_unregister(aioc_slot *s, uint64_t serial);
 
 int aioc_setstate(aioc_slot *s, int state);  /* returns the old state */
 
@@ -67,6 +83,21 @@ int aioc_testcancel(void);
  * the result is -ECANCELED and the state has become DISABLE. */
 long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
                      int *acted);
+
+/* Transparent mode for the calling thread's jobs (see transparent.c). */
+void aioc_set_transparent(aioc_slot *s, int on);
+
+/* Event counters since aioc_init, for tests and the stress command. */
+#define AIOC_STAT_SENT        0  /* requests that sent the signal */
+#define AIOC_STAT_SEND_ESRCH  1  /* ...to a thread that no longer existed */
+#define AIOC_STAT_SEND_FAILED 2  /* ...that failed otherwise (queue full) */
+#define AIOC_STAT_HANDLED     3  /* handler runs */
+#define AIOC_STAT_REDIRECTED  4  /* ...that sent the thread to the cancel path */
+#define AIOC_STAT_DEFERRED    5  /* ...that re-queued (syscall done, or nested) */
+#define AIOC_STAT_IGNORED     6  /* ...with nothing to do (stale, DISABLE) */
+#define AIOC_STAT_FOREIGN     7  /* ...that failed a foreign syscall (transparent) */
+#define AIOC_NSTATS           8
+void aioc_stats(unsigned long out[AIOC_NSTATS]);
 
 /* fork: called in the child; only the calling thread survives. */
 void aioc_atfork_child(void);

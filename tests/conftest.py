@@ -120,6 +120,17 @@ def wait_blocked(native_id: int, syscall: str | None = None, arg0: int | None = 
                 f"within {timeout}s (last seen: {last})")
 
 
+def blocked_in(native_id: int, syscall: str) -> bool:
+    """One look: is thread `native_id` sleeping in `syscall` right now?"""
+    try:
+        state, line = _task_state(native_id)
+    except FileNotFoundError:
+        return False
+    fields = line.split()
+    return (state == "S" and bool(fields) and fields[0].isdigit()
+            and int(fields[0]) == NR.get(syscall))
+
+
 def wait_until(predicate, timeout: float = BLOCK_TIMEOUT, what: str = "condition"):
     """Poll `predicate` until true; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -5,6 +5,8 @@ cdef extern from "cancel_core.h" nogil:
     ctypedef struct aioc_slot:
         int cancel
         int index
+        uint64_t serial
+        int transparent
         int state
         int acted
     int AIOC_ENABLE
@@ -16,13 +18,18 @@ cdef extern from "cancel_core.h" nogil:
     int aioc_init(int sig)
     int aioc_signal()
     aioc_slot *aioc_self()
+    aioc_slot *aioc_slot_at(int index)
     aioc_slot *aioc_register()
+    void aioc_unregister(aioc_slot *s, uint64_t serial)
     int aioc_setstate(aioc_slot *s, int state)
     int aioc_cancel_ident(unsigned long ident)
     int aioc_cancel_job(int index, uint64_t generation)
     uint64_t aioc_job_begin(aioc_slot *s, int state)
     int aioc_job_end(aioc_slot *s)
     int aioc_testcancel()
+    void aioc_set_transparent(aioc_slot *s, int on)
+    int AIOC_NSTATS
+    void aioc_stats(unsigned long *out)
     long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e,
                          long f, int *acted)
 

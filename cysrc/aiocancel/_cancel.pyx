@@ -17,6 +17,7 @@ thread's state:
 import os
 import signal as _signal
 
+from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
 
 from aiocancel._errors import Cancelled, ThreadCancelled
@@ -116,10 +117,37 @@ def cancel_signal():
     return aioc_signal()
 
 
+cdef class _Registration:
+    """Kept in the thread's state dict, which CPython clears in that thread
+    before Thread.join() returns; the pthread-key destructor comes later
+    (after join() on 3.11), and a request in between would signal a thread
+    that Python already considers gone."""
+    cdef aioc_slot *slot
+    cdef uint64_t serial
+
+    def __dealloc__(self):
+        aioc_unregister(self.slot, self.serial)
+
+
+cdef extern from "Python.h":
+    PyObject *PyThreadState_GetDict()     # borrowed; NULL without a thread state
+
+
 cdef aioc_slot *_registered() except NULL:
-    cdef aioc_slot *s = aioc_register()
+    cdef aioc_slot *s = aioc_self()
+    cdef _Registration owner
+    cdef PyObject *tdict
+    if s is not NULL:
+        return s
+    s = aioc_register()
     if s is NULL:
         raise MemoryError("aiocancel: cannot register this thread")
+    owner = _Registration.__new__(_Registration)
+    owner.slot = s
+    owner.serial = s.serial
+    tdict = PyThreadState_GetDict()
+    if tdict is not NULL:
+        (<dict>tdict)["aiocancel.registration"] = owner
     return s
 
 
@@ -170,8 +198,11 @@ def cancel_thread(ident):
         raise TypeError(f"thread ident must be an int, not {type(ident).__name__}")
     if ident < 0 or ident.bit_length() > 8 * sizeof(unsigned long):
         return False
+    cdef int r
     value = ident
-    return bool(aioc_cancel_ident(value))
+    with nogil:    # as in _cancel_job: the woken thread may need the GIL
+        r = aioc_cancel_ident(value)
+    return bool(r)
 
 
 def testcancel():
@@ -209,7 +240,25 @@ def _job_end():
 
 def _cancel_job(int slot, uint64_t generation):
     """Request cancellation of job `generation` on worker `slot`."""
-    return bool(aioc_cancel_job(slot, generation))
+    cdef int r
+    # Without the GIL: the signal wakes the worker, which needs the GIL to
+    # raise Cancelled; holding it here would make the worker wait for the
+    # rest of the canceller's Python code (measured: +10 us per cancel).
+    with nogil:
+        r = aioc_cancel_job(slot, generation)
+    return bool(r)
+
+
+def _set_transparent(bint on):
+    """Make the calling thread's (a worker's) foreign syscalls cancellation
+    points too; see aiocancel.transparent."""
+    aioc_set_transparent(_registered(), on)
+
+
+def _transparent():
+    """Whether the calling thread is in transparent mode."""
+    cdef aioc_slot *s = aioc_self()
+    return s is not NULL and bool(s.transparent)
 
 
 def _cp_mode():
@@ -230,3 +279,23 @@ def _pending():
     """Whether the calling thread has a pending request (tests, diagnostics)."""
     cdef aioc_slot *s = aioc_self()
     return s is not NULL and s.cancel != 0
+
+
+_STAT_NAMES = ("sent", "send_esrch", "send_failed", "handled", "redirected",
+               "deferred", "ignored", "foreign")
+
+
+def _stats():
+    """Counters of the core since import (tests and `python -m aiocancel
+    stress`): requests that sent the signal (``sent``), sends that failed
+    because the thread no longer existed (``send_esrch``, always 0: requests
+    hold the registry lock that a thread's exit takes) or otherwise
+    (``send_failed``), and handler runs (``handled``) split into
+    ``redirected`` (the thread was before or in its syscall: cancel path),
+    ``deferred`` (re-queued: the syscall had returned, or a signal handler was
+    running), ``ignored`` (no pending request, DISABLE, stale slot) and
+    ``foreign`` (transparent mode failed a foreign syscall)."""
+    cdef unsigned long out[16]
+    assert AIOC_NSTATS <= 16
+    aioc_stats(out)
+    return {name: out[i] for i, name in enumerate(_STAT_NAMES)}

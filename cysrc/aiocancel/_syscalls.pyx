@@ -127,6 +127,8 @@ def recv(sock, Py_ssize_t n, int flags=0):
     cdef long r
     if n < 0:
         raise ValueError("negative buffersize in recv")
+    if n == 0:
+        return b""   # as socket.recv: no syscall (recv of 0 blocks on AF_UNIX)
     buf = PyBytes_FromStringAndSize_raw(NULL, n)
     try:
         r = _sock_call(sock, f, POLLIN, SYS_recvfrom, f,
@@ -258,7 +260,7 @@ def connect(sock, address):
 cdef list _poll(object fds, object timeout, unsigned long *sigmask):
     cdef list items = list(fds)
     cdef Py_ssize_t n = len(items), i
-    cdef double limit = -1.0 if timeout is None else float(timeout)
+    cdef double limit = -1.0 if timeout is None else <double>timeout   # str: TypeError, as select.poll
     cdef double deadline
     cdef timespec ts
     cdef long r

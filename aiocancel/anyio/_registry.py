@@ -1,0 +1,103 @@
+"""Registering the aiocancel backends in anyio's backend registry."""
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from typing import Any
+
+from . import _pool
+from ._compat import require, require_trio
+
+__all__ = ["install", "uninstall", "backend_class", "backend_name", "NAMES"]
+
+NAMES = ("asyncio", "trio")
+_MODULES = {"asyncio": ("._asyncio", "AsyncIOBackend"),
+            "trio": ("._trio", "TrioBackend")}
+
+_lock = threading.Lock()
+# name -> what anyio's registry held before install() (None: not loaded yet)
+_replaced: dict[str, Any] = {}
+
+
+def backend_class(name: str) -> type:
+    """aiocancel's backend class for anyio backend `name` ("asyncio" or
+    "trio"); ImportError if that backend cannot be used."""
+    try:
+        module_name, class_name = _MODULES[name]
+    except KeyError:
+        raise LookupError(f"aiocancel.anyio has no backend for {name!r}") from None
+    module = importlib.import_module(module_name, __package__)
+    return getattr(module, class_name)
+
+
+def backend_name(backend: type) -> str:
+    """The name of the anyio backend that `backend` (anyio's class, a
+    subclass, or aiocancel's) implements."""
+    for name in NAMES:
+        module = sys.modules.get(f"anyio._backends._{name}")
+        if module is not None and issubclass(backend, module.backend_class):
+            return name
+    raise LookupError(f"aiocancel.anyio has no backend for {backend!r}")
+
+
+def _available() -> dict[str, type]:
+    classes = {"asyncio": backend_class("asyncio")}
+    try:
+        require_trio()
+    except ModuleNotFoundError as exc:
+        # Only a missing trio is fine: anyio[trio] is optional.
+        if exc.name not in ("trio", "outcome"):
+            raise
+    else:
+        classes["trio"] = backend_class("trio")
+    return classes
+
+
+def install(*, transparent: bool = False) -> None:
+    """Make every ``anyio.to_thread.run_sync`` in the process run on
+    aiocancel workers (idempotent; undone by `uninstall`).
+
+    Registers `AsyncIOBackend` and `TrioBackend` (if trio is installed) under
+    the names anyio looks backends up by, so that loops started by
+    ``anyio.run(..., backend="asyncio")`` (with or without
+    ``use_uvloop``), ``backend="trio"``, ``asyncio.run`` or uvloop, and
+    libraries calling ``anyio.to_thread.run_sync`` (Starlette's
+    ``run_in_threadpool``, FastAPI's sync endpoints) all use them. Calls
+    already running keep the backend they started with.
+
+    ``transparent=True`` also makes blocking calls inside foreign C code
+    (OpenSSL, C extensions) cancellation points; see aiocancel.transparent.
+
+    Raises `UnsupportedAnyioError` (naming the supported range) if the
+    installed anyio or trio is outside it.
+    """
+    require()
+    _pool.set_transparent(transparent)
+    from anyio._core._eventloop import loaded_backends
+    classes = _available()
+    with _lock:
+        for name, cls in classes.items():
+            current = loaded_backends.get(name)
+            if current is cls:
+                continue
+            _replaced[name] = current
+            loaded_backends[name] = cls
+
+
+def uninstall() -> None:
+    """Give anyio its own backends back (idempotent). A backend that was
+    replaced again after `install` is left alone."""
+    if not _replaced:
+        return
+    from anyio._core._eventloop import loaded_backends
+    with _lock:
+        for name, previous in _replaced.items():
+            if loaded_backends.get(name) is not backend_class(name):
+                continue
+            if previous is None:
+                # anyio had not loaded it: it imports its own on next use.
+                del loaded_backends[name]
+            else:
+                loaded_backends[name] = previous
+        _replaced.clear()

@@ -1,0 +1,50 @@
+"""`run_sync`: one call on an aiocancel worker, without installing."""
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from .._job import close_abandoned
+from ._compat import require
+from ._registry import backend_class, backend_name
+
+__all__ = ["run_sync"]
+
+T = TypeVar("T")
+
+
+async def run_sync(func: Callable[..., T], /, *args: Any,
+                   abandon_on_cancel: bool = False, limiter: Any = None,
+                   on_abandoned_result: Callable[[Any], object] | None = close_abandoned
+                   ) -> T:
+    """Call ``func(*args)`` on an aiocancel worker and await it, on whichever
+    anyio backend is running (asyncio, uvloop or trio).
+
+    Like ``anyio.to_thread.run_sync`` (same `limiter` semantics, same
+    ``anyio.from_thread`` support in the worker), but ``func`` runs in MASKED
+    state: its `aiocancel.syscalls` calls and `aiocancel.testcancel` are
+    cancellation points. When the enclosing cancel scope is cancelled
+    (deadline, ``move_on_after``, ``fail_after``, task group), the request
+    goes to the worker and the task waits for it, then:
+
+    * the call ended cancelled (raised `aiocancel.Cancelled`, or raised
+      anything after one of its cancellation points acted): the backend's
+      cancellation exception is raised, the call's exception chained;
+    * the call completed first: its result is returned (or its exception
+      raised) and the cancellation stays pending: the next checkpoint raises
+      it. Nothing the kernel produced is lost.
+
+    With ``abandon_on_cancel=True`` the task does not wait: it raises the
+    cancellation at once, the request is still sent (so the worker is
+    freed), the limiter token is returned when the worker is free, and a
+    result that arrives anyway is passed to ``on_abandoned_result`` (default:
+    closed if it is a socket, a file or an ``(fd, address)`` pair; None to
+    drop it, as anyio does).
+
+    Raises `aiocancel.anyio.UnsupportedAnyioError` if the installed anyio is
+    outside the supported range.
+    """
+    require()
+    from anyio._core._eventloop import get_async_backend
+    backend = backend_class(backend_name(get_async_backend()))
+    return await backend.aiocancel_run_sync(func, args, abandon_on_cancel, limiter,
+                                            on_abandoned_result)

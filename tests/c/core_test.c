@@ -1,0 +1,919 @@
+/*
+ * The cancellation core's own tests, in C: one source for every architecture.
+ * Links cysrc/cancel_core.c and asm/<arch>/syscall_cp.S, no Python, so it
+ * runs natively, under qemu-user for aarch64 (.ci/aarch64.sh) and under
+ * valgrind or ASan (.ci/memcheck.sh). tests/test_c_core.py builds and runs it
+ * natively as part of the test-suite.
+ *
+ *   core_test [race-iterations]      (default 20000)
+ *
+ * One line per test, with the counts it checked; exit status 1 if any check
+ * failed. Blocking is waited for, never slept for: a thread counts as blocked
+ * when /proc says it sleeps in the expected syscall on the expected fd.
+ */
+#define _GNU_SOURCE
+#include "cancel_core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int failures;
+static long race_iterations = 20000;
+/* qemu-user (7.x) aborts when a forked child of a multithreaded guest
+ * creates a thread; .ci/aarch64.sh sets AIOC_CORE_TEST_QEMU=1 so that the
+ * fork test skips that one step there (and says so). */
+static int under_qemu;
+
+#define CHECK(cond, ...) do {                                              \
+        if (!(cond)) {                                                     \
+            failures++;                                                    \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __func__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(2);
+}
+
+static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* xorshift: each thread keeps its own state, so runs are reproducible per
+ * seed without locking. */
+static uint32_t rnd(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *state = x;
+}
+
+static void spin(uint32_t n)
+{
+    volatile uint32_t i;
+    for (i = 0; i < n; i++)
+        ;
+}
+
+static long cp(long nr, long a, long b, long c, long d, int *acted)
+{
+    return aioc_syscall_cp(nr, a, b, c, d, 0, 0, acted);
+}
+
+static int pending_bytes(int fd)
+{
+    int n = -1;
+    if (ioctl(fd, FIONREAD, &n) != 0)
+        die("FIONREAD");
+    return n;
+}
+
+static int fd_count(void)
+{
+    char path[64];
+    int fd, n = 0;
+    for (fd = 0; fd < 4096; fd++) {
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        if (access(path, F_OK) == 0)
+            n++;
+    }
+    return n;
+}
+
+/*
+ * Waits until thread `tid` sleeps in syscall `nr` with first argument arg0.
+ * Under qemu-user /proc shows the host's syscall number, so the x86_64 and
+ * the aarch64 numbers of the call are both accepted (nr_alt); the fd in
+ * arg0 keeps a sleep in some other read (valgrind's scheduler pipe) from
+ * passing (-1: any arg0, for ppoll, whose array qemu copies). Returns 1
+ * when seen, 0 after 10 s.
+ */
+static int wait_blocked(pid_t tid, long nr, long nr_alt, long arg0)
+{
+    char path[64], buf[512];
+    double deadline = now() + 10.0;
+    char state = 0;
+    long got_nr = -2;
+    unsigned long got_a0 = 0;
+    while (now() < deadline) {
+        FILE *f;
+        char *p;
+        state = 0;
+        got_nr = -2;
+        snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+        if ((f = fopen(path, "r"))) {
+            if (fgets(buf, sizeof buf, f) && (p = strrchr(buf, ')')))
+                state = p[2];
+            fclose(f);
+        }
+        snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+        if (state == 'S' && (f = fopen(path, "r"))) {
+            if (fscanf(f, "%ld %lx", &got_nr, &got_a0) != 2)
+                got_nr = -2;
+            fclose(f);
+        }
+        if (state == 'S' && (got_nr == nr || got_nr == nr_alt)
+            && (arg0 == -1 || got_a0 == (unsigned long)arg0))
+            return 1;
+        usleep(200);
+    }
+    fprintf(stderr, "thread %d: state %c, syscall %ld(%#lx...), wanted %ld/%ld(%#lx)\n",
+            (int)tid, state ? state : '?', got_nr, got_a0, nr, nr_alt,
+            (unsigned long)arg0);
+    return 0;
+}
+
+/* The syscall numbers of the blocking calls, for wait_blocked: this
+ * architecture's and the other one's (see there). */
+#if defined(__x86_64__)
+#define NR_ALT(x86, a64) (a64)
+#else
+#define NR_ALT(x86, a64) (x86)
+#endif
+#define ALT_READ      NR_ALT(0, 63)
+#define ALT_ACCEPT4   NR_ALT(288, 242)
+#define ALT_PPOLL     NR_ALT(271, 73)
+#define ALT_NANOSLEEP NR_ALT(230, 115)
+
+static void stats_now(unsigned long out[AIOC_NSTATS]) { aioc_stats(out); }
+
+/* ---- a thread running one blocking call in a job ------------------------- */
+
+struct call {
+    pthread_t th;
+    aioc_slot *slot;
+    uint64_t gen;
+    pid_t tid;
+    int state;              /* the job's cancel state */
+    long nr, a, b, c, d;    /* the call */
+    sem_t started;
+    long r;
+    int acted, state_after, end_acted;
+};
+
+static void *call_main(void *p)
+{
+    struct call *k = p;
+    k->slot = aioc_register();
+    if (!k->slot)
+        die("aioc_register");
+    k->tid = gettid_();
+    k->gen = aioc_job_begin(k->slot, k->state);
+    sem_post(&k->started);
+    k->r = cp(k->nr, k->a, k->b, k->c, k->d, &k->acted);
+    k->state_after = k->slot->state;
+    k->end_acted = aioc_job_end(k->slot);
+    return NULL;
+}
+
+static void call_start(struct call *k, int state, long nr, long a, long b,
+                       long c, long d)
+{
+    memset(k, 0, sizeof *k);
+    k->state = state;
+    k->nr = nr;
+    k->a = a;
+    k->b = b;
+    k->c = c;
+    k->d = d;
+    sem_init(&k->started, 0, 0);
+    if (pthread_create(&k->th, NULL, call_main, k) != 0)
+        die("pthread_create");
+    sem_wait(&k->started);
+}
+
+static void call_join(struct call *k)
+{
+    pthread_join(k->th, NULL);
+    sem_destroy(&k->started);
+}
+
+/* Joins within 10 s, or fails and unblocks the call by writing to wake_fd
+ * (a request that never acted must not hang the whole run). */
+static void call_join_or_wake(struct call *k, int wake_fd)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    if (pthread_timedjoin_np(k->th, NULL, &until) != 0) {
+        CHECK(0, "the call was still blocked 10 s after the request");
+        if (write(wake_fd, "w", 1) != 1)
+            die("write");
+        pthread_join(k->th, NULL);
+    }
+    sem_destroy(&k->started);
+}
+
+static void report(const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    printf("%-34s ", name);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_blocked_read_cancelled(void)
+{
+    int p[2];
+    char buf[8];
+    struct call k;
+    unsigned long before[AIOC_NSTATS], after[AIOC_NSTATS];
+    int blocked;
+    if (pipe(p) != 0)
+        die("pipe");
+    stats_now(before);
+    call_start(&k, AIOC_MASKED, SYS_read, p[0], (long)buf, sizeof buf, 0);
+    blocked = wait_blocked(k.tid, SYS_read, ALT_READ, p[0]);
+    CHECK(blocked, "reader never blocked in read(%d)", p[0]);
+    CHECK(aioc_cancel_job(k.slot->index, k.gen) == 1, "request missed");
+    call_join_or_wake(&k, p[1]);
+    stats_now(after);
+    CHECK(k.r == -ECANCELED, "read returned %ld", k.r);
+    CHECK(k.acted == AIOC_ACTED_MASKED, "acted %d", k.acted);
+    CHECK(k.state_after == AIOC_DISABLE, "state after %d", k.state_after);
+    CHECK(k.end_acted == 1, "job_end says nothing acted");
+    CHECK(after[AIOC_STAT_REDIRECTED] > before[AIOC_STAT_REDIRECTED],
+          "the handler did not redirect a thread blocked in read");
+    /* The kernel produced nothing: a byte written now is still there. */
+    CHECK(k.r != -ECANCELED
+          || (write(p[1], "x", 1) == 1 && pending_bytes(p[0]) == 1),
+          "pipe lost data");
+    report("blocked_read_cancelled", "blocked=%d redirected=%lu", blocked,
+           after[AIOC_STAT_REDIRECTED] - before[AIOC_STAT_REDIRECTED]);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* A request pending before the call: nothing enters the kernel, even a read
+ * that would return data at once. */
+static void *pending_main(void *p)
+{
+    int *fds = p;
+    char buf[8];
+    int acted;
+    aioc_slot *s = aioc_register();
+    uint64_t gen = aioc_job_begin(s, AIOC_MASKED);
+    long r;
+    CHECK(aioc_cancel_job(s->index, gen) == 1, "self request missed");
+    r = cp(SYS_read, fds[0], (long)buf, sizeof buf, 0, &acted);
+    CHECK(r == -ECANCELED, "read returned %ld with a pending request", r);
+    CHECK(acted == AIOC_ACTED_MASKED, "acted %d", acted);
+    /* One-off: the state is DISABLE now, the same read runs. */
+    CHECK(s->state == AIOC_DISABLE, "state %d after ECANCELED", s->state);
+    CHECK(aioc_testcancel() == AIOC_ACTED_NONE, "testcancel acted in DISABLE");
+    r = cp(SYS_read, fds[0], (long)buf, sizeof buf, 0, &acted);
+    CHECK(r == 4 && memcmp(buf, "data", 4) == 0, "second read returned %ld", r);
+    CHECK(acted == AIOC_ACTED_NONE, "acted %d in DISABLE", acted);
+    CHECK(aioc_job_end(s) == 1, "job_end says nothing acted");
+    return NULL;
+}
+
+static void test_pending_before_call_and_one_off(void)
+{
+    int p[2];
+    pthread_t th;
+    if (pipe(p) != 0)
+        die("pipe");
+    CHECK(write(p[1], "data", 4) == 4, "write");
+    pthread_create(&th, NULL, pending_main, p);
+    pthread_join(th, NULL);
+    report("pending_before_call_one_off", "ok");
+    close(p[0]);
+    close(p[1]);
+}
+
+/* DISABLE keeps the request pending; ENABLE reports ACTED_ENABLE. */
+static void *states_main(void *p)
+{
+    int *fds = p;
+    char buf[8];
+    int acted;
+    aioc_slot *s = aioc_register();
+    long r;
+    aioc_setstate(s, AIOC_DISABLE);
+    CHECK(aioc_cancel_ident((unsigned long)pthread_self()) == 1, "missed");
+    r = cp(SYS_read, fds[0], (long)buf, 1, 0, &acted);
+    CHECK(r == 1 && acted == AIOC_ACTED_NONE, "DISABLE read: %ld/%d", r, acted);
+    CHECK(s->cancel == 1, "request not kept pending in DISABLE");
+    aioc_setstate(s, AIOC_ENABLE);
+    r = cp(SYS_read, fds[0], (long)buf, 1, 0, &acted);
+    CHECK(r == -ECANCELED && acted == AIOC_ACTED_ENABLE,
+          "ENABLE read: %ld/%d", r, acted);
+    CHECK(s->state == AIOC_DISABLE, "state %d after acting", s->state);
+    return NULL;
+}
+
+static void test_disable_then_enable(void)
+{
+    int p[2];
+    pthread_t th;
+    if (pipe(p) != 0)
+        die("pipe");
+    CHECK(write(p[1], "ab", 2) == 2, "write");
+    pthread_create(&th, NULL, states_main, p);
+    pthread_join(th, NULL);
+    CHECK(pending_bytes(p[0]) == 1, "ENABLE cancel consumed data");
+    report("disable_then_enable", "ok");
+    close(p[0]);
+    close(p[1]);
+}
+
+/* A request for an ended job misses the next one. */
+static void *generations_main(void *p)
+{
+    int *fds = p;
+    char buf[8];
+    int acted;
+    aioc_slot *s = aioc_register();
+    uint64_t g1, g2;
+    long r;
+    g1 = aioc_job_begin(s, AIOC_MASKED);
+    CHECK(aioc_job_end(s) == 0, "empty job acted");
+    CHECK(aioc_cancel_job(s->index, g1) == 0, "request for an ended job hit");
+    g2 = aioc_job_begin(s, AIOC_MASKED);
+    CHECK(g2 > g1, "generation did not move on");
+    CHECK(aioc_cancel_job(s->index, g1) == 0, "stale request hit job 2");
+    r = cp(SYS_read, fds[0], (long)buf, 1, 0, &acted);
+    CHECK(r == 1 && acted == AIOC_ACTED_NONE, "job 2 read: %ld/%d", r, acted);
+    CHECK(aioc_cancel_job(s->index, g2) == 1, "request for job 2 missed");
+    r = cp(SYS_read, fds[0], (long)buf, 1, 0, &acted);
+    CHECK(r == -ECANCELED, "job 2 second read: %ld", r);
+    CHECK(aioc_job_end(s) == 1, "job 2 end");
+    aioc_job_begin(s, AIOC_MASKED);
+    CHECK(s->cancel == 0, "job 2's request leaked into job 3");
+    r = cp(SYS_read, fds[0], (long)buf, 1, 0, &acted);
+    CHECK(r == 1, "job 3 read: %ld", r);
+    aioc_job_end(s);
+    CHECK(aioc_cancel_job(s->index + 100000, 1) == 0, "bad slot hit");
+    CHECK(aioc_cancel_job(-1, 1) == 0, "negative slot hit");
+    return NULL;
+}
+
+static void test_job_generations(void)
+{
+    int p[2];
+    pthread_t th;
+    if (pipe(p) != 0)
+        die("pipe");
+    CHECK(write(p[1], "abc", 3) == 3, "write");
+    pthread_create(&th, NULL, generations_main, p);
+    pthread_join(th, NULL);
+    report("job_generations", "ok");
+    close(p[0]);
+    close(p[1]);
+}
+
+/* Calls that come back with EINTR (ppoll) or restart (clock_nanosleep). */
+static void test_eintr_and_restart_calls(void)
+{
+    int p[2];
+    struct pollfd pfd;
+    struct timespec ts = {30, 0};
+    struct call k;
+    if (pipe(p) != 0)
+        die("pipe");
+    pfd.fd = p[0];
+    pfd.events = POLLIN;
+    call_start(&k, AIOC_MASKED, SYS_ppoll, (long)&pfd, 1, (long)&ts, 0);
+    CHECK(wait_blocked(k.tid, SYS_ppoll, ALT_PPOLL, -1),
+          "never blocked in ppoll");
+    CHECK(aioc_cancel_job(k.slot->index, k.gen) == 1, "ppoll request missed");
+    call_join(&k);
+    CHECK(k.r == -ECANCELED && k.acted == AIOC_ACTED_MASKED,
+          "ppoll: %ld/%d", k.r, k.acted);
+
+    call_start(&k, AIOC_MASKED, SYS_clock_nanosleep, CLOCK_MONOTONIC, 0,
+               (long)&ts, 0);
+    CHECK(wait_blocked(k.tid, SYS_clock_nanosleep, ALT_NANOSLEEP,
+                       CLOCK_MONOTONIC), "never blocked in clock_nanosleep");
+    CHECK(aioc_cancel_job(k.slot->index, k.gen) == 1, "sleep request missed");
+    call_join(&k);
+    CHECK(k.r == -ECANCELED && k.acted == AIOC_ACTED_MASKED,
+          "clock_nanosleep: %ld/%d", k.r, k.acted);
+    report("eintr_and_restart_calls", "ppoll, clock_nanosleep");
+    close(p[0]);
+    close(p[1]);
+}
+
+/*
+ * The 2011 post's third case: a signal handler runs on top of the blocked
+ * syscall and the cancel request arrives during it. The cancel handler must
+ * not act inside that handler: it re-queues the signal, left blocked, and
+ * acts once the outer handler returns and the syscall is restarted.
+ */
+static volatile sig_atomic_t outer_entered, outer_release, outer_saw_pending;
+static int the_cancel_sig;
+
+static void outer_handler(int sig)
+{
+    static const struct timespec tick = {0, 100000};
+    sigset_t pending;
+    int i;
+    (void)sig;
+    outer_entered = 1;
+    while (!outer_release)
+        nanosleep(&tick, NULL);
+    /* The cancel signal fired inside us, deferred, and is now queued again
+     * and blocked: that is what "acts after the outer handler" means.
+     * (Bounded, so that a failure is reported rather than hanging.) */
+    for (i = 0; i < 50000; i++) {
+        sigpending(&pending);
+        if (sigismember(&pending, the_cancel_sig)) {
+            outer_saw_pending = 1;
+            break;
+        }
+        nanosleep(&tick, NULL);
+    }
+}
+
+static void test_nested_handler(void)
+{
+    int p[2];
+    char buf[8];
+    struct call k;
+    struct sigaction sa, old;
+    unsigned long before[AIOC_NSTATS], after[AIOC_NSTATS];
+    if (pipe(p) != 0)
+        die("pipe");
+    the_cancel_sig = aioc_signal();
+    outer_entered = outer_release = outer_saw_pending = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = outer_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, &old);
+    call_start(&k, AIOC_MASKED, SYS_read, p[0], (long)buf, sizeof buf, 0);
+    CHECK(wait_blocked(k.tid, SYS_read, ALT_READ, p[0]), "never blocked");
+    syscall(SYS_tgkill, getpid(), k.tid, SIGUSR1);
+    while (!outer_entered)
+        usleep(100);
+    stats_now(before);
+    CHECK(aioc_cancel_job(k.slot->index, k.gen) == 1, "request missed");
+    /* Wait until the cancel handler has run nested and deferred. */
+    for (;;) {
+        stats_now(after);
+        if (after[AIOC_STAT_DEFERRED] > before[AIOC_STAT_DEFERRED])
+            break;
+        usleep(100);
+    }
+    outer_release = 1;
+    call_join_or_wake(&k, p[1]);
+    stats_now(after);
+    CHECK(outer_saw_pending, "cancel signal was not left pending+blocked");
+    CHECK(k.r == -ECANCELED, "read returned %ld", k.r);
+    CHECK(after[AIOC_STAT_REDIRECTED] > before[AIOC_STAT_REDIRECTED],
+          "no redirect after the outer handler returned");
+    CHECK(k.r != -ECANCELED
+          || (write(p[1], "x", 1) == 1 && pending_bytes(p[0]) == 1),
+          "data lost");
+    sigaction(SIGUSR1, &old, NULL);
+    report("nested_handler", "deferred=%lu redirected=%lu",
+           after[AIOC_STAT_DEFERRED] - before[AIOC_STAT_DEFERRED],
+           after[AIOC_STAT_REDIRECTED] - before[AIOC_STAT_REDIRECTED]);
+    close(p[0]);
+    close(p[1]);
+}
+
+/* ---- races: a reader or acceptor against producer + canceller ------------ */
+
+struct race {
+    int kind;                   /* RACE_READ / RACE_ACCEPT */
+    int fd;                     /* pipe read end / listening socket */
+    aioc_slot *slot;
+    volatile uint64_t gen;
+    sem_t go, done, next;
+    volatile int stop;
+    long r;
+    int acted, end_acted;
+    uint32_t seed;
+    unsigned char buf[4096];    /* what the last read returned */
+};
+
+#define RACE_READ 0
+#define RACE_ACCEPT 1
+
+static void *race_worker(void *p)
+{
+    struct race *x = p;
+    x->slot = aioc_register();
+    for (;;) {
+        sem_wait(&x->next);
+        if (x->stop)
+            break;
+        x->gen = aioc_job_begin(x->slot, AIOC_MASKED);
+        sem_post(&x->go);
+        spin(rnd(&x->seed) % 64);
+        if (x->kind == RACE_READ)
+            x->r = cp(SYS_read, x->fd, (long)x->buf, sizeof x->buf, 0,
+                      &x->acted);
+        else
+            x->r = cp(SYS_accept4, x->fd, 0, 0, SOCK_CLOEXEC, &x->acted);
+        x->end_acted = aioc_job_end(x->slot);
+        sem_post(&x->done);
+    }
+    return NULL;
+}
+
+struct race_counts {
+    long iterations, results, cancelled, missed, stale, produced;
+};
+
+/*
+ * Each iteration picks a plan: produce only, cancel only, or both in either
+ * order with random spins in between, and sometimes a stale request for the
+ * previous job first. Checked every iteration: a job ends cancelled only if
+ * a request was aimed at it; ECANCELED means the kernel produced nothing
+ * (the pipe's byte count / the pending connections are exactly
+ * produced - consumed); a result is always delivered.
+ */
+static void run_race(int kind, struct race_counts *c)
+{
+    struct race x;
+    pthread_t th;
+    int p[2] = {-1, -1}, wfd = -1, lst = -1;
+    long produced = 0, consumed = 0, i;
+    uint32_t seed = 0x9e3779b9u ^ (uint32_t)kind;
+    struct sockaddr_un addr;
+    socklen_t alen;
+    uint64_t prev_gen = 0;
+
+    memset(&x, 0, sizeof x);
+    memset(c, 0, sizeof *c);
+    x.kind = kind;
+    x.seed = 12345u + kind;
+    if (kind == RACE_READ) {
+        if (pipe(p) != 0)
+            die("pipe");
+        x.fd = p[0];
+        wfd = p[1];
+    } else {
+        lst = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        memset(&addr, 0, sizeof addr);
+        addr.sun_family = AF_UNIX;
+        /* autobind to an abstract address */
+        if (lst < 0 || bind(lst, (struct sockaddr *)&addr, sizeof(sa_family_t)) != 0
+            || listen(lst, 1024) != 0)
+            die("listen");
+        alen = sizeof addr;
+        getsockname(lst, (struct sockaddr *)&addr, &alen);
+        x.fd = lst;
+    }
+    sem_init(&x.go, 0, 0);
+    sem_init(&x.done, 0, 0);
+    sem_init(&x.next, 0, 0);
+    pthread_create(&th, NULL, race_worker, &x);
+    for (i = 0; i < race_iterations; i++) {
+        uint32_t plan = rnd(&seed) % 8, order = rnd(&seed);
+        int produce = plan != 1 && plan != 2;   /* 1,2: cancel only */
+        int cancel = plan != 0;                 /* 0: produce only */
+        int requested = 0, step;
+        uint64_t gen;
+        sem_post(&x.next);
+        sem_wait(&x.go);
+        gen = x.gen;
+        if (plan == 7 && prev_gen) {
+            CHECK(aioc_cancel_job(x.slot->index, prev_gen) == 0,
+                  "a request for ended job %llu hit", (unsigned long long)prev_gen);
+            c->stale++;
+        }
+        for (step = 0; step < 2; step++) {
+            int do_cancel = (step == 0) == (int)(order & 1);
+            spin(rnd(&seed) % 256);
+            if (do_cancel && cancel) {
+                requested = 1;
+                aioc_cancel_job(x.slot->index, gen);
+            } else if (!do_cancel && produce) {
+                if (kind == RACE_READ) {
+                    /* bytes of a numbered stream, so that order, loss and
+                     * duplication all show */
+                    unsigned char out[8];
+                    int n = 1 + rnd(&seed) % 8, j;
+                    for (j = 0; j < n; j++)
+                        out[j] = (unsigned char)((produced + j) % 251);
+                    if (write(wfd, out, n) != n)
+                        die("write");
+                    produced += n;
+                } else {
+                    int cl = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                    if (cl < 0 || connect(cl, (struct sockaddr *)&addr, alen) != 0)
+                        die("connect");
+                    close(cl);   /* the connection stays queued */
+                    produced++;
+                }
+            }
+        }
+        sem_wait(&x.done);
+        prev_gen = gen;
+        c->iterations++;
+        if (x.r == -ECANCELED) {
+            c->cancelled++;
+            CHECK(requested, "job %ld cancelled without a request", i);
+            CHECK(x.acted == AIOC_ACTED_MASKED && x.end_acted == 1,
+                  "acted %d/%d", x.acted, x.end_acted);
+        } else {
+            CHECK(x.r >= 0, "iteration %ld: call failed with %ld", i, x.r);
+            CHECK(x.acted == AIOC_ACTED_NONE && x.end_acted == 0,
+                  "result %ld but acted %d/%d", x.r, x.acted, x.end_acted);
+            c->results++;
+            if (requested)
+                c->missed++;       /* the result won: the request waits */
+            if (kind == RACE_READ) {
+                long j;
+                CHECK(x.r > 0, "read returned EOF");
+                for (j = 0; j < x.r; j++)
+                    if (x.buf[j] != (unsigned char)((consumed + j) % 251))
+                        break;
+                CHECK(j == x.r, "byte %ld of the stream is wrong", consumed + j);
+                consumed += x.r;
+            } else {
+                consumed++;
+                close((int)x.r);
+            }
+        }
+        if (kind == RACE_READ)
+            CHECK(produced == consumed + pending_bytes(p[0]),
+                  "iteration %ld: %ld bytes written, %ld read, %d left", i,
+                  produced, consumed, pending_bytes(p[0]));
+        if (failures > 20)
+            break;
+    }
+    x.stop = 1;
+    sem_post(&x.next);
+    pthread_join(th, NULL);
+    if (kind == RACE_READ) {
+        c->produced = produced;
+        close(p[0]);
+        close(p[1]);
+    } else {
+        /* Every connection made is accepted once: by the worker, or now. */
+        long drained = 0;
+        int fd;
+        fcntl(lst, F_SETFL, O_NONBLOCK);
+        while ((fd = accept4(lst, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+            close(fd);
+            drained++;
+        }
+        CHECK(consumed + drained == produced, "connections: %ld made, %ld + %ld accepted",
+              produced, consumed, drained);
+        c->produced = produced;
+        close(lst);
+    }
+    sem_destroy(&x.go);
+    sem_destroy(&x.done);
+    sem_destroy(&x.next);
+}
+
+static void test_read_race(void)
+{
+    struct race_counts c;
+    int fds = fd_count();
+    run_race(RACE_READ, &c);
+    CHECK(fd_count() == fds, "fd count %d -> %d", fds, fd_count());
+    CHECK(c.cancelled > 0 && c.results > 0, "one outcome never happened");
+    report("read_race", "iterations=%ld results=%ld cancelled=%ld "
+           "result_beat_request=%ld stale_rejected=%ld bytes=%ld",
+           c.iterations, c.results, c.cancelled, c.missed, c.stale, c.produced);
+}
+
+static void test_accept_race(void)
+{
+    struct race_counts c;
+    int fds = fd_count();
+    run_race(RACE_ACCEPT, &c);
+    CHECK(fd_count() == fds, "fd count %d -> %d", fds, fd_count());
+    CHECK(c.cancelled > 0 && c.results > 0, "one outcome never happened");
+    report("accept_race", "iterations=%ld accepted=%ld cancelled=%ld "
+           "result_beat_request=%ld stale_rejected=%ld connections=%ld",
+           c.iterations, c.results, c.cancelled, c.missed, c.stale, c.produced);
+}
+
+/* ---- thread lifecycle: requests racing with exits ------------------------ */
+
+#define LIFE_THREADS 64
+
+struct life {
+    pthread_t th;
+    volatile int alive;      /* registered and not yet exiting */
+    volatile int done;
+    uint32_t seed;
+    int p[2];
+};
+
+static void *life_main(void *p)
+{
+    struct life *l = p;
+    char buf[1];
+    int acted;
+    aioc_slot *s = aioc_register();
+    aioc_setstate(s, AIOC_MASKED);
+    l->alive = 1;
+    spin(rnd(&l->seed) % 20000);
+    /* Sometimes block, so that a request finds it in the kernel. */
+    if (rnd(&l->seed) % 2)
+        cp(SYS_read, l->p[0], (long)buf, 1, 0, &acted);
+    l->alive = 0;
+    l->done = 1;
+    return NULL;   /* the slot is released by the TSD destructor */
+}
+
+static void test_exit_race(void)
+{
+    static struct life lives[LIFE_THREADS];
+    unsigned long before[AIOC_NSTATS], after[AIOC_NSTATS];
+    long started = 0, requests = 0, hits = 0;
+    uint32_t seed = 777;
+    int i, round, rounds = (int)(race_iterations / 200 + 10);
+    int fds = fd_count();
+    stats_now(before);
+    for (i = 0; i < LIFE_THREADS; i++) {
+        if (pipe(lives[i].p) != 0)
+            die("pipe");
+        lives[i].seed = 99u + i;
+    }
+    for (round = 0; round < rounds; round++) {
+        for (i = 0; i < LIFE_THREADS; i++) {
+            lives[i].done = lives[i].alive = 0;
+            if (pthread_create(&lives[i].th, NULL, life_main, &lives[i]) != 0)
+                die("pthread_create");
+            started++;
+        }
+        /* Hammer every thread, alive or exiting, by its pthread_t (which
+         * glibc reuses for the next thread on the cached stack). */
+        for (;;) {
+            int left = 0;
+            for (i = 0; i < LIFE_THREADS; i++) {
+                if (!lives[i].done)
+                    left++;
+                requests++;
+                hits += aioc_cancel_ident((unsigned long)lives[i].th);
+                spin(rnd(&seed) % 512);
+            }
+            if (!left)
+                break;
+        }
+        for (i = 0; i < LIFE_THREADS; i++)
+            pthread_join(lives[i].th, NULL);
+    }
+    for (i = 0; i < LIFE_THREADS; i++) {
+        close(lives[i].p[0]);
+        close(lives[i].p[1]);
+    }
+    stats_now(after);
+    CHECK(after[AIOC_STAT_SEND_ESRCH] == before[AIOC_STAT_SEND_ESRCH],
+          "%lu signals went to threads that no longer existed",
+          after[AIOC_STAT_SEND_ESRCH] - before[AIOC_STAT_SEND_ESRCH]);
+    CHECK(after[AIOC_STAT_SEND_FAILED] == before[AIOC_STAT_SEND_FAILED],
+          "%lu sends failed", after[AIOC_STAT_SEND_FAILED] - before[AIOC_STAT_SEND_FAILED]);
+    CHECK(fd_count() == fds, "fd count %d -> %d", fds, fd_count());
+    report("exit_race", "threads=%ld requests=%ld hit_live=%ld signals=%lu "
+           "esrch=%lu", started, requests, hits,
+           after[AIOC_STAT_SENT] - before[AIOC_STAT_SENT],
+           after[AIOC_STAT_SEND_ESRCH] - before[AIOC_STAT_SEND_ESRCH]);
+}
+
+/* ---- fork ------------------------------------------------------------------ */
+
+static void test_fork(void)
+{
+    int p[2], q[2], status = 0;
+    char buf[8];
+    struct call parent_reader;
+    aioc_slot *me = aioc_register();
+    pid_t pid;
+    if (pipe(p) != 0 || pipe(q) != 0)
+        die("pipe");
+    /* A busy worker blocked in read, and a request pending on this thread. */
+    call_start(&parent_reader, AIOC_MASKED, SYS_read, p[0], (long)buf, 1, 0);
+    CHECK(wait_blocked(parent_reader.tid, SYS_read, ALT_READ, p[0]),
+          "parent reader never blocked");
+    aioc_setstate(me, AIOC_DISABLE);
+    CHECK(aioc_cancel_ident((unsigned long)pthread_self()) == 1, "self request");
+    pid = fork();
+    if (pid < 0)
+        die("fork");
+    if (pid == 0) {
+        struct call k;
+        int bad = 0, acted;
+        char b[1];
+        if (me->cancel != 0)
+            bad |= 1;                        /* the parent's request came along */
+        if (me->tid != gettid_())
+            bad |= 2;
+        aioc_setstate(me, AIOC_MASKED);
+        if (cp(SYS_read, q[0], (long)b, 0, 0, &acted) != 0)
+            bad |= 4;                        /* a zero-byte read, not cancelled */
+        /* A request in the child: the signal reaches this thread (an RT
+         * signal without our handler would kill it) and the next
+         * cancellation point acts. */
+        if (aioc_cancel_ident((unsigned long)pthread_self()) != 1
+            || cp(SYS_read, q[0], (long)b, 0, 0, &acted) != -ECANCELED)
+            bad |= 64;
+        aioc_setstate(me, AIOC_DISABLE);
+        if (under_qemu)
+            _exit(bad);
+        call_start(&k, AIOC_MASKED, SYS_read, q[0], (long)b, 1, 0);
+        if (!wait_blocked(k.tid, SYS_read, ALT_READ, q[0]))
+            bad |= 8;
+        if (aioc_cancel_job(k.slot->index, k.gen) != 1)
+            bad |= 16;
+        call_join(&k);
+        if (k.r != -ECANCELED)
+            bad |= 32;
+        _exit(bad);
+    }
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "child status %#x (bits: 1 request inherited, 2 tid, 4 not clean, "
+          "64 self-request, 8/16/32 cancel of a thread failed)", status);
+    CHECK(me->cancel == 1, "the parent's own request was lost");
+    CHECK(aioc_cancel_job(parent_reader.slot->index, parent_reader.gen) == 1,
+          "parent worker not cancellable after fork");
+    call_join(&parent_reader);
+    CHECK(parent_reader.r == -ECANCELED, "parent reader: %ld", parent_reader.r);
+    report("fork", under_qemu ? "child clean, child self-cancel (no thread: "
+           "qemu), parent unaffected" : "child clean, child self-cancel, "
+           "child cancels a blocked thread, parent unaffected");
+    close(p[0]);
+    close(p[1]);
+    close(q[0]);
+    close(q[1]);
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} tests[] = {
+    {"blocked_read_cancelled", test_blocked_read_cancelled},
+    {"pending_before_call_one_off", test_pending_before_call_and_one_off},
+    {"disable_then_enable", test_disable_then_enable},
+    {"job_generations", test_job_generations},
+    {"eintr_and_restart_calls", test_eintr_and_restart_calls},
+    {"nested_handler", test_nested_handler},
+    {"read_race", test_read_race},
+    {"accept_race", test_accept_race},
+    {"exit_race", test_exit_race},
+    {"fork", test_fork},
+};
+
+/* core_test [iterations [test-name...]] */
+int main(int argc, char **argv)
+{
+    int sig, i, j;
+    if (argc > 1)
+        race_iterations = atol(argv[1]);
+    if (race_iterations < 100)
+        race_iterations = 100;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    under_qemu = getenv("AIOC_CORE_TEST_QEMU") != NULL;
+    sig = aioc_init(0);
+    if (sig <= 0) {
+        fprintf(stderr, "aioc_init: %s\n", strerror(-sig));
+        return 2;
+    }
+    printf("cancel signal %d, %ld race iterations per race\n", sig, race_iterations);
+    for (i = 0; i < (int)(sizeof tests / sizeof tests[0]); i++) {
+        int wanted = argc <= 2;
+        for (j = 2; j < argc; j++)
+            wanted |= strcmp(argv[j], tests[i].name) == 0;
+        if (wanted)
+            tests[i].fn();
+    }
+    if (failures) {
+        printf("FAILED: %d check(s)\n", failures);
+        return 1;
+    }
+    printf("all core tests passed\n");
+    return 0;
+}
