@@ -27,6 +27,7 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
         ipc = importlib.import_module(__package__ + "._ipc")
         sockets = importlib.import_module(__package__ + "._sockets")
         waits = importlib.import_module(__package__ + "._waits")
+        standin = importlib.import_module(__package__ + "._standin")
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(__package__ + "._"):
             raise
@@ -38,5 +39,5 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
 else:
     from . import _fallback as cancel
     from . import _fallback as syscalls
-    files = futex = ipc = sockets = waits = syscalls
+    files = futex = ipc = sockets = standin = waits = syscalls
     SUPPORTED = False
