@@ -28,7 +28,7 @@ class BuildExt(build_ext):
 # The cancellable-syscall modules, one concept each; _sysbase and _sockbase
 # hold what the others cimport.
 SYSCALL_MODULES = ["_sysbase", "_sockbase", "_syscalls", "_sockets", "_files",
-                   "_waits", "_futex", "_ipc"]
+                   "_waits", "_futex", "_ipc", "_standin"]
 
 
 def extensions():

@@ -22,9 +22,12 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
     try:
         cancel = importlib.import_module(__package__ + "._cancel")
         syscalls = importlib.import_module(__package__ + "._syscalls")
-        files, futex, ipc, sockets, waits = (
-            importlib.import_module(f"{__package__}._{name}")
-            for name in ("files", "futex", "ipc", "sockets", "waits"))
+        files = importlib.import_module(__package__ + "._files")
+        futex = importlib.import_module(__package__ + "._futex")
+        ipc = importlib.import_module(__package__ + "._ipc")
+        sockets = importlib.import_module(__package__ + "._sockets")
+        waits = importlib.import_module(__package__ + "._waits")
+        standin = importlib.import_module(__package__ + "._standin")
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(__package__ + "._"):
             raise
@@ -36,5 +39,5 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
 else:
     from . import _fallback as cancel
     from . import _fallback as syscalls
-    files = futex = ipc = sockets = waits = syscalls
+    files = futex = ipc = sockets = standin = waits = syscalls
     SUPPORTED = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 import _socket
 import _thread
 import errno
+import functools
 import fcntl as _fcntl
 import os
 import select as _select
@@ -588,3 +589,30 @@ def msgrcv(msqid: int, maxsize: int, mtype: int = 0, flags: int = 0) -> tuple[in
         raise _libc_error()
     head = ctypes.sizeof(ctypes.c_long)
     return ctypes.c_long.from_buffer(msg).value, msg.raw[head:head + n]
+
+
+# ---- patch-mode stand-ins (aiocancel._standin) -------------------------------
+
+class StandIn:
+    """Fallback `aiocancel._standin.StandIn`: the same dispatch, in Python."""
+
+    def __init__(self, original: Any, cancellable: Any,
+                 keep_cancelled: bool = True) -> None:
+        self.original = original
+        self.cancellable = cancellable
+        self.keep_cancelled = keep_cancelled
+        functools.update_wrapper(self, original)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        mode = _cp_mode()
+        if mode == 1:
+            return self.cancellable(*args, **kwargs)
+        if mode == 2 and self.keep_cancelled:
+            raise Cancelled()
+        return self.original(*args, **kwargs)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else types.MethodType(self, obj)
+
+    def __reduce__(self) -> str:
+        return self.__qualname__

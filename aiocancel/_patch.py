@@ -70,6 +70,7 @@ from typing import Any, Callable
 from . import syscalls as _sc
 from . import threading as _athreading
 from ._backend import cancel as _cancel
+from ._backend import standin as _standin
 from ._errors import Cancelled, ThreadCancelled
 
 __all__ = ["patch", "unpatch", "is_patched"]
@@ -90,31 +91,18 @@ def _live() -> bool:
     return mode == _LIVE
 
 
-def _divert(original: Callable[..., Any], cancellable: Callable[..., Any]) -> Callable[..., Any]:
+def _divert(original: Callable[..., Any], cancellable: Callable[..., Any]) -> Any:
     """A stand-in for `original` that calls `cancellable` (same arguments)
-    where `_live()` says so. Inlined: this is the cost every patched call
-    pays outside workers."""
-    def stand_in(*args: Any, **kwargs: Any) -> Any:
-        mode = _cp_mode()
-        if not mode:
-            return original(*args, **kwargs)
-        if mode == _LIVE:
-            return cancellable(*args, **kwargs)
-        raise Cancelled()
-    functools.update_wrapper(stand_in, original)
-    return stand_in
+    where `_live()` says so (compiled: this is the cost every patched call
+    pays outside workers)."""
+    return _standin.StandIn(original, cancellable)
 
 
 def _divert_for_cleanup(original: Callable[..., Any],
-                        cancellable: Callable[..., Any]) -> Callable[..., Any]:
+                        cancellable: Callable[..., Any]) -> Any:
     """As `_divert`, but a cancelled job's cleanup may still block in it:
     reaping a child (subprocess kills it, then waits), syncing a file."""
-    def stand_in(*args: Any, **kwargs: Any) -> Any:
-        if _cp_mode() == _LIVE:
-            return cancellable(*args, **kwargs)
-        return original(*args, **kwargs)
-    functools.update_wrapper(stand_in, original)
-    return stand_in
+    return _standin.StandIn(original, cancellable, False)
 
 
 def _connect_ex(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -18,7 +18,12 @@ from ._loop import to_thread
 
 __all__ = ["read", "readinto", "write", "pread", "pwrite", "recv",
            "recv_into", "send", "sendall", "accept", "connect", "poll",
-           "sleep_blocking", "waitpid"]
+           "sleep_blocking", "waitpid",
+           "ppoll", "readv", "writev", "preadv", "pwritev", "open", "openat",
+           "flock", "lockf", "fcntl", "fsync", "fdatasync", "recvfrom",
+           "recvfrom_into", "recvmsg", "sendto", "sendmsg", "select",
+           "epoll_wait", "waitid", "sigtimedwait", "sigwaitinfo",
+           "futex_wait", "futex_wake", "msgsnd", "msgrcv"]
 
 FileLike = Any   # an int fd, or an object with fileno()
 SocketLike = Any  # a socket.socket (its timeout is honoured) or an int fd
@@ -104,3 +109,148 @@ async def waitpid(pid: int, options: int) -> tuple[int, int]:
     """Wait for a child, like ``os.waitpid``: return ``(pid, status)``. A
     child reaped just as the task was cancelled is still reported."""
     return await to_thread(syscalls.waitpid, pid, options)
+
+
+# ---- the rest of aiocancel.syscalls (same names, arguments and results) ----
+
+async def ppoll(fds: Any, timeout: float | None = None,
+                sigmask: Any = None) -> list[tuple[int, int]]:
+    """`poll` with ppoll(2)'s signal mask for the wait."""
+    return await to_thread(syscalls.ppoll, fds, timeout, sigmask)
+
+
+async def readv(fd: FileLike, buffers: Any) -> int:
+    """Read into a sequence of buffers, like ``os.readv``."""
+    return await to_thread(syscalls.readv, fd, buffers)
+
+
+async def writev(fd: FileLike, buffers: Any) -> int:
+    """Write a sequence of buffers, like ``os.writev``."""
+    return await to_thread(syscalls.writev, fd, buffers)
+
+
+async def preadv(fd: FileLike, buffers: Any, offset: int, flags: int = 0) -> int:
+    """``os.preadv``."""
+    return await to_thread(syscalls.preadv, fd, buffers, offset, flags)
+
+
+async def pwritev(fd: FileLike, buffers: Any, offset: int, flags: int = 0) -> int:
+    """``os.pwritev``."""
+    return await to_thread(syscalls.pwritev, fd, buffers, offset, flags)
+
+
+async def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
+    """Open a file, like ``os.open`` (a FIFO open waits for its peer). An fd
+    opened just as the task was cancelled is still returned."""
+    return await to_thread(syscalls.open, path, flags, mode, dir_fd=dir_fd)
+
+
+async def openat(dir_fd: Any, path: Any, flags: int, mode: int = 0o777) -> int:
+    """`open` relative to directory fd `dir_fd`."""
+    return await to_thread(syscalls.openat, dir_fd, path, flags, mode)
+
+
+async def flock(fd: FileLike, operation: int) -> None:
+    """``fcntl.flock``; a lock granted just as the task was cancelled is kept."""
+    return await to_thread(syscalls.flock, fd, operation)
+
+
+async def lockf(fd: FileLike, cmd: int, len: int = 0, start: int = 0,
+                whence: int = 0) -> None:
+    """``fcntl.lockf``."""
+    return await to_thread(syscalls.lockf, fd, cmd, len, start, whence)
+
+
+async def fcntl(fd: FileLike, cmd: int, arg: Any = 0) -> Any:
+    """``fcntl.fcntl`` (F_SETLKW / F_OFD_SETLKW waits are cancellable)."""
+    return await to_thread(syscalls.fcntl, fd, cmd, arg)
+
+
+async def fsync(fd: FileLike) -> None:
+    """``os.fsync`` in a worker (cancellable only before it starts)."""
+    return await to_thread(syscalls.fsync, fd)
+
+
+async def fdatasync(fd: FileLike) -> None:
+    """``os.fdatasync`` in a worker (cancellable only before it starts)."""
+    return await to_thread(syscalls.fdatasync, fd)
+
+
+async def recvfrom(sock: SocketLike, n: int, flags: int = 0) -> tuple[bytes, Any]:
+    """``socket.recvfrom``: ``(data, address)``."""
+    return await to_thread(syscalls.recvfrom, sock, n, flags)
+
+
+async def recvfrom_into(sock: SocketLike, buffer: Any, nbytes: int = 0,
+                        flags: int = 0) -> tuple[int, Any]:
+    """``socket.recvfrom_into``: ``(nbytes, address)``."""
+    return await to_thread(syscalls.recvfrom_into, sock, buffer, nbytes, flags)
+
+
+async def recvmsg(sock: SocketLike, bufsize: int, ancbufsize: int = 0,
+                  flags: int = 0) -> tuple[bytes, list, int, Any]:
+    """``socket.recvmsg``; fds passed with the message are never lost."""
+    return await to_thread(syscalls.recvmsg, sock, bufsize, ancbufsize, flags)
+
+
+async def sendto(sock: SocketLike, data: Any, *args: Any) -> int:
+    """``socket.sendto(data, [flags,] address)``."""
+    return await to_thread(syscalls.sendto, sock, data, *args)
+
+
+async def sendmsg(sock: SocketLike, buffers: Any, ancdata: Any = (), flags: int = 0,
+                  address: Any = None) -> int:
+    """``socket.sendmsg``."""
+    return await to_thread(syscalls.sendmsg, sock, buffers, ancdata, flags, address)
+
+
+async def select(rlist: Any, wlist: Any, xlist: Any,
+                 timeout: float | None = None) -> tuple[list, list, list]:
+    """``select.select`` in a worker."""
+    return await to_thread(syscalls.select, rlist, wlist, xlist, timeout)
+
+
+async def epoll_wait(epfd: Any, timeout: float | None = None,
+                     maxevents: int = -1) -> list[tuple[int, int]]:
+    """``select.epoll.poll`` on `epfd` in a worker."""
+    return await to_thread(syscalls.epoll_wait, epfd, timeout, maxevents)
+
+
+async def waitid(idtype: int, id: int, options: int) -> Any:
+    """``os.waitid``; a child reaped as the task was cancelled is reported."""
+    return await to_thread(syscalls.waitid, idtype, id, options)
+
+
+async def sigtimedwait(sigset: Any, timeout: float) -> Any:
+    """``signal.sigtimedwait`` in a worker (the signals must be blocked in
+    every thread, or another thread's handler takes them)."""
+    return await to_thread(syscalls.sigtimedwait, sigset, timeout)
+
+
+async def sigwaitinfo(sigset: Any) -> Any:
+    """``signal.sigwaitinfo`` in a worker; see `sigtimedwait`."""
+    return await to_thread(syscalls.sigwaitinfo, sigset)
+
+
+async def futex_wait(buffer: Any, expected: int, timeout: float | None = None, *,
+                     offset: int = 0, private: bool = True) -> bool:
+    """`aiocancel.syscalls.futex_wait` in a worker."""
+    return await to_thread(syscalls.futex_wait, buffer, expected, timeout,
+                           offset=offset, private=private)
+
+
+async def futex_wake(buffer: Any, n: int = 1, *, offset: int = 0,
+                     private: bool = True) -> int:
+    """`aiocancel.syscalls.futex_wake` (never blocks: no worker needed)."""
+    return syscalls.futex_wake(buffer, n, offset=offset, private=private)
+
+
+async def msgsnd(msqid: int, mtype: int, data: Any, flags: int = 0) -> None:
+    """System V ``msgsnd`` in a worker."""
+    return await to_thread(syscalls.msgsnd, msqid, mtype, data, flags)
+
+
+async def msgrcv(msqid: int, maxsize: int, mtype: int = 0,
+                 flags: int = 0) -> tuple[int, bytes]:
+    """System V ``msgrcv`` in a worker: ``(type, data)``."""
+    return await to_thread(syscalls.msgrcv, msqid, maxsize, mtype, flags)

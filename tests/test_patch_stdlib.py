@@ -73,7 +73,7 @@ else:
         aiocancel.setcancelstate(aiocancel.CANCEL_MASKED)
     marker = os.environ.get("AIOCANCEL_TEST_MARKER")
     if marker:
-        with open(marker, "a") as f:
+        with open(marker, "a", encoding="utf-8") as f:
             f.write(f"{aiocancel.is_patched()} {aiocancel.getcancelstate()}\\n")
 """
 

@@ -166,8 +166,9 @@ def test_open_matches_os(tmp_path):
     exc = same_outcome(lambda: syscalls.open(missing, os.O_RDONLY),
                        lambda: os.open(missing, os.O_RDONLY))
     assert isinstance(exc, FileNotFoundError) and exc.filename == str(missing)
-    same_outcome(lambda: syscalls.open("a\0b", os.O_RDONLY),
-                 lambda: os.open("a\0b", os.O_RDONLY))
+    for bad in ("a\0b", b"a\0b"):
+        same_outcome(lambda: syscalls.open(bad, os.O_RDONLY),
+                     lambda: os.open(bad, os.O_RDONLY))
     same_outcome(lambda: syscalls.open(12, os.O_RDONLY),
                  lambda: os.open(12, os.O_RDONLY))
     created = tmp_path / "new"

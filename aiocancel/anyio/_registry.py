@@ -54,7 +54,7 @@ def _available() -> dict[str, type]:
     return classes
 
 
-def install(*, transparent: bool = False) -> None:
+def install(*, transparent: bool = False, patch: bool = False) -> None:
     """Make every ``anyio.to_thread.run_sync`` in the process run on
     aiocancel workers (idempotent; undone by `uninstall`).
 
@@ -69,10 +69,17 @@ def install(*, transparent: bool = False) -> None:
     ``transparent=True`` also makes blocking calls inside foreign C code
     (OpenSSL, C extensions) cancellation points; see aiocancel.transparent.
 
+    ``patch=True`` also calls `aiocancel.patch()`, so that the stdlib calls
+    the functions make (``time.sleep``, socket methods, ``queue.Queue.get``...)
+    are cancellation points too.
+
     Raises `UnsupportedAnyioError` (naming the supported range) if the
     installed anyio or trio is outside it.
     """
     require()
+    if patch:
+        from .._patch import patch as _patch_stdlib
+        _patch_stdlib()
     _pool.set_transparent(transparent)
     from anyio._core._eventloop import loaded_backends
     classes = _available()

@@ -39,3 +39,4 @@ cdef int raise_cancelled(int acted) except -1
 cdef void keep_pending(int acted, int acted_before) noexcept nogil
 cdef int acted_so_far() noexcept nogil
 cdef int the_signal() noexcept nogil
+cdef int cp_mode() noexcept nogil

@@ -283,18 +283,23 @@ def _transparent():
     return s is not NULL and bool(s.transparent)
 
 
-def _cp_mode():
-    """How aiocancel.patch's stand-ins treat the calling thread, in one C
-    call: 0 (call the original: unregistered, or DISABLE), 1 (call the
-    cancellable version: registered, MASKED or ENABLE), 2 (raise Cancelled:
-    DISABLE because a cancellation point acted on a request that is still
-    pending, i.e. a cancelled job whose code went on)."""
+cdef int cp_mode() noexcept nogil:
+    """How aiocancel.patch's stand-ins treat the calling thread: 0 (call the
+    original: unregistered, or DISABLE), 1 (call the cancellable version:
+    registered, MASKED or ENABLE), 2 (raise Cancelled: DISABLE because a
+    cancellation point acted on a request that is still pending, i.e. a
+    cancelled job whose code went on)."""
     cdef aioc_slot *s = aioc_self()
     if s is NULL:
         return 0
     if s.state != AIOC_DISABLE:
         return 1
     return 2 if s.acted and s.cancel else 0
+
+
+def _cp_mode():
+    """`cp_mode` for Python code."""
+    return cp_mode()
 
 
 def _pending():

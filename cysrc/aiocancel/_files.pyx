@@ -12,6 +12,7 @@ fdatasync wait for the disk uninterruptibly: for them a request acts only at
 entry.
 """
 import os as _os
+import sys as _sys
 
 from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyBuffer_Release
@@ -98,7 +99,11 @@ cdef bytes _path_bytes(object path):
                         f"not {type(path).__name__}")
     raw = _os.fsencode(path)
     if b"\0" in raw:
-        raise ValueError("embedded null byte")
+        # os.open's texts: before 3.13 a str path's NUL was reported by the
+        # encoder, a bytes path's by the path converter.
+        raise ValueError("embedded null byte" if isinstance(_os.fspath(path), str)
+                         and _sys.version_info < (3, 13)
+                         else "open: embedded null character in path")
     return raw
 
 
