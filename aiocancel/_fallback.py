@@ -232,9 +232,15 @@ def _pending() -> bool:
 def _sock(obj: Any) -> socket.socket:
     if isinstance(obj, socket.socket):
         return obj
-    if isinstance(obj, int) and obj < 0:   # as the compiled calls: the kernel's EBADF
+    if not isinstance(obj, int):
+        fileno = getattr(obj, "fileno", None)
+        if fileno is None:
+            raise TypeError(f"expected a file descriptor (int) or an object "
+                            f"with fileno(), not {type(obj).__name__}")
+        obj = fileno()
+    if obj < 0:              # as the compiled calls: the kernel's EBADF
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-    return socket.socket(fileno=obj if isinstance(obj, int) else obj.fileno())
+    return socket.socket(fileno=obj)
 
 
 def _with_sock(obj: Any, method: str, *args: Any) -> Any:
@@ -316,7 +322,8 @@ def poll(fds: Any, timeout: float | None = None) -> list[tuple[int, int]]:
     testcancel()
     poller = _std.poll()
     for fd, events in fds:
-        poller.register(fd, events)
+        if not (isinstance(fd, int) and fd < 0):     # poll(2) ignores those
+            poller.register(fd, events)
     ms = None if timeout is None or timeout < 0 else timeout * 1000.0
     return poller.poll(ms)
 
