@@ -44,7 +44,7 @@ def _pending_but_blocked(native_id, sig):
             for line in f:
                 key, _, value = line.partition(":")
                 fields[key] = value.strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):   # the thread is exiting
         return False
     bit = 1 << (sig - 1)
     return bool(int(fields["SigPnd"], 16) & bit and int(fields["SigBlk"], 16) & bit)
