@@ -203,7 +203,20 @@ def _pending() -> bool:
 # ---- syscalls: a cancellation point at entry, then the stdlib call ----------
 
 def _sock(obj: Any) -> socket.socket:
-    return obj if isinstance(obj, socket.socket) else socket.socket(fileno=obj)
+    if isinstance(obj, socket.socket):
+        return obj
+    if not isinstance(obj, int):
+        # As the compiled module: an fd or an object with fileno(). (Above
+        # all not None: socket.socket(fileno=None) makes a NEW socket, which
+        # _with_sock would then detach and leak.)
+        fileno = getattr(obj, "fileno", None)
+        if fileno is None:
+            raise TypeError(f"expected a file descriptor (int) or an object "
+                            f"with fileno(), not {type(obj).__name__}")
+        obj = fileno()
+        if not isinstance(obj, int):
+            raise TypeError("fileno() returned a non-integer")
+    return socket.socket(fileno=obj)
 
 
 def _with_sock(obj: Any, method: str, *args: Any) -> Any:
