@@ -509,7 +509,7 @@ cdef socklen_t _encode_addr(int family, object address,
         raise TypeError(f"port must be an int, not {type(port).__name__}")
     if not 0 <= port <= 65535:
         raise OverflowError("port must be 0-65535.")
-    if host is None or host == "":
+    if host == "" or host == b"":
         host_b = b"::" if family == AF_INET6 else b"0.0.0.0"
     elif host == "<broadcast>":
         host_b = b"255.255.255.255"
