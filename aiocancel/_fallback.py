@@ -233,11 +233,16 @@ def _sock(obj: Any) -> socket.socket:
     if isinstance(obj, socket.socket):
         return obj
     if not isinstance(obj, int):
+        # As the compiled module: an fd or an object with fileno(). (Above
+        # all not None: socket.socket(fileno=None) makes a NEW socket, which
+        # _with_sock would then detach and leak.)
         fileno = getattr(obj, "fileno", None)
         if fileno is None:
             raise TypeError(f"expected a file descriptor (int) or an object "
                             f"with fileno(), not {type(obj).__name__}")
         obj = fileno()
+        if not isinstance(obj, int):
+            raise TypeError("fileno() returned a non-integer")
     if obj < 0:              # as the compiled calls: the kernel's EBADF
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
     return socket.socket(fileno=obj)

@@ -35,6 +35,12 @@ cdef int _wait_fd(int fd, short events, double deadline) except -1:
     cdef timespec ts
     cdef long r
     while True:
+        # Checked first too: a socket can poll ready (POLLHUP, POLLERR) while
+        # its call keeps failing with EAGAIN (recv with MSG_ERRQUEUE on an
+        # unconnected socket): the timeout must still end the loop, as in
+        # the socket module.
+        if _now() >= deadline:
+            raise _socket.timeout("timed out")
         p.fd = fd
         p.events = events
         p.revents = 0
@@ -42,8 +48,6 @@ cdef int _wait_fd(int fd, short events, double deadline) except -1:
         r = _call(SYS_ppoll, <long>&p, 1, <long>&ts, 0, 0, 0)
         if r > 0:
             return 0
-        if _now() >= deadline:
-            raise _socket.timeout("timed out")
 
 
 cdef long _sock_call(object sock, int fd, short events, long nr, long a,
@@ -145,7 +149,7 @@ cdef socklen_t _encode_addr(int family, object address,
         raise TypeError(f"port must be an int, not {type(port).__name__}")
     if not 0 <= port <= 65535:
         raise OverflowError("port must be 0-65535.")
-    if host is None or host == "":
+    if host == "" or host == b"":
         host_b = b"::" if family == AF_INET6 else b"0.0.0.0"
     elif host == "<broadcast>":
         host_b = b"255.255.255.255"
