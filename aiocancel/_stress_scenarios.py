@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from . import syscalls
+from . import transparent as _transparent
 from ._backend import cancel as _cancel
 
 # A numbered byte stream (period 251, prime) so that loss, duplication and
@@ -390,9 +391,10 @@ class Sleep(Scenario):
 
 def all_scenarios(supported: bool) -> list[type[Scenario]]:
     """The scenario classes to run: transparent mode needs the compiled core
-    (a plain os.read cannot be interrupted otherwise)."""
+    (a plain os.read cannot be interrupted otherwise) and a machine where it
+    is supported (not aarch64 yet: `aiocancel.transparent.UNSUPPORTED_REASON`)."""
     found: list[type[Scenario]] = [PipeRead, Accept, PipeWrite, Waitpid, Sleep]
-    if supported:
+    if supported and _transparent.UNSUPPORTED_REASON is None:
         found.insert(1, TransparentRead)
     return found
 

@@ -33,21 +33,48 @@ glibc aborts on unexpected futex errors) and close.
 
 Off by default. Turn it on with ``aiocancel.install(transparent=True)``,
 ``Executor(transparent=True)``, or `enable` in a worker's initializer.
+
+x86_64 only for now: on aarch64 turning it on raises `NotImplementedError`
+(see `UNSUPPORTED_REASON`). The canceller decides what a blocked thread is
+doing from /proc/self/task/TID/syscall; under qemu-user — the only aarch64
+this project has tested on — that file comes from the host kernel and shows
+the host's syscall numbers, so the decision cannot be shown correct there,
+and it has not been shown on aarch64 hardware or full-system emulation yet.
+Everything else (syscalls, patch mode, executors) works on aarch64.
 """
 from __future__ import annotations
 
+import platform
 from typing import Any, Callable
 
 from ._backend import cancel as _cancel
 
-__all__ = ["enable", "enabled", "initializer"]
+__all__ = ["enable", "enabled", "initializer", "UNSUPPORTED_REASON"]
+
+# Why transparent mode refuses on this machine, or None where it is supported.
+UNSUPPORTED_REASON: str | None = (
+    "transparent mode is not supported on aarch64 yet: it reads syscall "
+    "numbers from /proc/self/task/TID/syscall, which qemu-user reports in "
+    "the host's numbering, and it has not been shown on aarch64 hardware"
+    if platform.machine().lower() in ("aarch64", "arm64") else None)
+
+
+def _require_supported() -> None:
+    """Raise NotImplementedError (with `UNSUPPORTED_REASON`) where
+    transparent mode cannot be turned on."""
+    if UNSUPPORTED_REASON is not None:
+        raise NotImplementedError(UNSUPPORTED_REASON)
 
 
 def enable(on: bool = True) -> None:
     """Switch transparent mode for the calling thread's cancellable jobs.
 
     Meant for worker threads (executor initializers); registers the thread.
-    A no-op in fallback mode, where nothing can be interrupted."""
+    A no-op in fallback mode, where nothing can be interrupted. Raises
+    NotImplementedError where transparent mode is not supported (aarch64,
+    see `UNSUPPORTED_REASON`); switching it off always works."""
+    if on:
+        _require_supported()
     _cancel._set_transparent(bool(on))
 
 
@@ -63,6 +90,9 @@ class initializer:
     __slots__ = ("inner",)
 
     def __init__(self, inner: Callable[..., object] | None = None) -> None:
+        # Refuse here, in the caller's thread (Executor(transparent=True)),
+        # rather than in each worker's initializer, which would break the pool.
+        _require_supported()
         self.inner = inner
 
     def __call__(self, *initargs: Any) -> None:

@@ -24,7 +24,7 @@ _MORE_NR = {
                     epoll_pwait=22, waitid=95, rt_sigtimedwait=137, futex=98,
                     recvmsg=212, sendmsg=211, msgsnd=189, msgrcv=188),
 }
-for _name, _nr in _MORE_NR.get(conftest._MACHINE, {}).items():
+for _name, _nr in _MORE_NR.get(conftest.NR_MACHINE, {}).items():
     conftest.NR.setdefault(_name, _nr)
 
 

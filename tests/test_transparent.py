@@ -22,8 +22,13 @@ import aiocancel
 from aiocancel import _cancel
 from conftest import fd_count, wait_blocked
 
-pytestmark = pytest.mark.skipif(not aiocancel.SUPPORTED,
-                                reason="fallback mode interrupts nothing")
+pytestmark = [
+    pytest.mark.skipif(not aiocancel.SUPPORTED,
+                       reason="fallback mode interrupts nothing"),
+    # aarch64: transparent mode refuses there (tests/test_transparent_refusal.py)
+    pytest.mark.skipif(aiocancel.transparent.UNSUPPORTED_REASON is not None,
+                       reason=str(aiocancel.transparent.UNSUPPORTED_REASON)),
+]
 
 libc = ctypes.CDLL(None, use_errno=True)
 JOIN = 20.0
