@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.machinery
 import os
-import platform
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ if not _source_tree_is_built():
     _strip_source_tree()
 
 import aiocancel  # noqa: E402
+from aiocancel._numbering import numbering  # noqa: E402
 
 if not FALLBACK:
     assert aiocancel.SUPPORTED, (
@@ -63,69 +63,11 @@ _NR = {
                     recvfrom=207, wait4=260, clock_nanosleep=115, ppoll=73,
                     accept4=242),
 }
-_MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}.get(
-    platform.machine().lower(), platform.machine().lower())
 
 
-def _reported_read_number() -> int | None:
-    """The syscall number /proc/self/task/TID/syscall shows for a thread of
-    this process blocked in read(2) on an empty pipe (None if not seen
-    within 10 s).
-
-    Natively that is this machine's own number. Under qemu-user (an aarch64
-    root on an x86_64 host) the file comes from the HOST kernel, which sees
-    qemu's own host syscall: x86_64's read, 0, instead of aarch64's 63."""
-    r, w = os.pipe()
-    tid: list[int] = []
-    ready = threading.Event()
-
-    def reader() -> None:
-        tid.append(threading.get_native_id())
-        ready.set()
-        os.read(r, 1)
-
-    t = threading.Thread(target=reader, name="aiocancel-nr-probe", daemon=True)
-    t.start()
-    try:
-        ready.wait()
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            try:
-                with open(f"/proc/self/task/{tid[0]}/syscall") as f:
-                    fields = f.read().split()
-            except OSError:
-                return None
-            # arg0 is the pipe's fd: that pins the read down (not a futex
-            # or a start-up call of the new thread).
-            if (len(fields) > 1 and fields[0].isdigit()
-                    and int(fields[1], 16) == r):
-                return int(fields[0])
-            time.sleep(0.001)
-        return None
-    finally:
-        os.write(w, b"x")
-        t.join()
-        os.close(r)
-        os.close(w)
-
-
-def _numbering() -> tuple[str, bool]:
-    """The machine whose syscall numbering /proc/self/task/TID/syscall uses
-    here, and whether that is another machine's (qemu-user emulation: the
-    harness then looks for the host's numbers, which qemu's own host calls
-    carry — a guest read is a host read, a guest ppoll a host ppoll...)."""
-    seen = _reported_read_number()
-    own = _NR.get(_MACHINE, {})
-    if seen is None or seen == own.get("read"):
-        return _MACHINE, False
-    for machine, table in _NR.items():
-        if table["read"] == seen:
-            return machine, True
-    return "unknown", True
-
-
-# NR_MACHINE: whose numbers NR holds; EMULATED: True under qemu-user.
-NR_MACHINE, EMULATED = _numbering()
+# NR_MACHINE: whose numbers /proc shows (the host's under qemu-user, see
+# aiocancel._numbering); EMULATED: True there.
+NR_MACHINE, EMULATED = numbering()
 NR = dict(_NR.get(NR_MACHINE, {}))
 
 BLOCK_TIMEOUT = 10.0     # generous upper bound for "the thread got there"

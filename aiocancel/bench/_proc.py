@@ -4,16 +4,19 @@ observable states instead of sleeping and hoping."""
 from __future__ import annotations
 
 import os
-import platform
+
+from .._numbering import numbering
 
 # Syscall numbers, to check WHICH call a thread sleeps in.
 _NR = {
     "x86_64": {"read": 0, "accept4": 288, "accept": 43, "ppoll": 271},
     "aarch64": {"read": 63, "accept4": 242, "ppoll": 73},
 }
-_MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}.get(
-    platform.machine().lower(), platform.machine().lower())
-NR: dict[str, int] = _NR.get(_MACHINE, {})
+
+
+def _nr() -> dict[str, int]:
+    """The table /proc uses here (the host's under qemu-user)."""
+    return _NR.get(numbering()[0], {})
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -22,7 +25,7 @@ def blocked_in(native_id: int, syscall: str, arg0: int | None = None) -> bool:
     """Whether thread `native_id` sleeps in `syscall` (with first argument
     `arg0` if given). False if it is gone, or if this machine's syscall
     numbers are unknown (callers then fall back to `sleeping`)."""
-    nr = NR.get(syscall)
+    nr = _nr().get(syscall)
     if nr is None:
         return sleeping(native_id)
     base = f"/proc/self/task/{native_id}"

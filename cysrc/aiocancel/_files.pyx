@@ -14,8 +14,11 @@ entry.
 import os as _os
 import sys as _sys
 
+from aiocancel import _stdlib_errors
+
 from libc.string cimport memcpy, memset
 from cpython.buffer cimport PyBuffer_Release
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 
 from aiocancel._sysbase cimport (_call, _attempt, _raise_errno_path, _fd,
                                  _fileno, _get_buffer, IOVecs)
@@ -99,11 +102,10 @@ cdef bytes _path_bytes(object path):
                         f"not {type(path).__name__}")
     raw = _os.fsencode(path)
     if b"\0" in raw:
-        # os.open's texts: before 3.13 a str path's NUL was reported by the
-        # encoder, a bytes path's by the path converter.
-        raise ValueError("embedded null byte" if isinstance(_os.fspath(path), str)
-                         and _sys.version_info < (3, 13)
-                         else "open: embedded null character in path")
+        # os.open's own text (before 3.13 a str path's NUL was reported by
+        # the encoder, a bytes path's by the path converter).
+        raise (_stdlib_errors.open_path_error(path)
+               or ValueError("open: embedded null character in path"))
     return raw
 
 
@@ -165,6 +167,7 @@ def fcntl(fd, int cmd, arg=0):
     interrupted."""
     cdef int f = _fileno(fd)
     cdef char buf[FCNTL_BUFSZ]
+    cdef char *data = buf
     cdef Py_buffer view
     cdef Py_ssize_t n
     if isinstance(arg, int):
@@ -174,18 +177,32 @@ def fcntl(fd, int cmd, arg=0):
     try:
         _get_buffer(arg, &view, False)
     except TypeError:
-        raise TypeError("fcntl requires a file or file descriptor, an integer "
-                        "and optionally a third integer or a string") from None
+        # The stdlib's own text for this argument (it differs by version).
+        raise (_stdlib_errors.fcntl_arg_error(arg) or TypeError(
+            "fcntl() argument 3 must be an integer, a bytes-like object, "
+            "or a string")) from None
     n = view.len
     try:
         if n > FCNTL_BUFSZ:
-            raise ValueError("fcntl string arg too long")
-        memset(buf, 0, FCNTL_BUFSZ)
-        memcpy(buf, view.buf, n)
+            # Up to 3.14 the stdlib refuses more than 1024 bytes (with a text
+            # that changed in 3.14); 3.15 takes any length.
+            err = _stdlib_errors.fcntl_arg_error(bytes(n))
+            if err is not None:
+                raise err
+            data = <char *>PyMem_Malloc(n)
+            if data is NULL:
+                raise MemoryError()
+        else:
+            memset(buf, 0, FCNTL_BUFSZ)
+        memcpy(data, view.buf, n)
     finally:
         PyBuffer_Release(&view)
-    _call(SYS_fcntl, f, cmd, <long>buf, 0, 0, 0)
-    return buf[:n]
+    try:
+        _call(SYS_fcntl, f, cmd, <long>data, 0, 0, 0)
+        return data[:n]
+    finally:
+        if data != buf:
+            PyMem_Free(data)
 
 
 # ---- sync -------------------------------------------------------------------

@@ -9,6 +9,8 @@ restart after an unrelated signal never lengthens them.
 import _thread
 import sys as _sys
 
+from aiocancel import _stdlib_errors
+
 from cpython.buffer cimport PyBuffer_Release
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from libc.errno cimport EAGAIN, EINTR, ETIMEDOUT
@@ -41,10 +43,6 @@ cdef extern from *:
     int aioc_load(int *p) nogil
 
 cdef double TIMEOUT_MAX = _thread.TIMEOUT_MAX
-# _PyTime_t's range in seconds: past it _thread's lock reports a float overflow.
-cdef double TIME_LIMIT = 9223372036.854775
-NEGATIVE_TIMEOUT = ("timeout value must be a non-negative number"
-                    if _sys.version_info >= (3, 13) else "timeout value must be positive")
 
 
 cdef int _wait_op(bint private) noexcept nogil:
@@ -134,15 +132,14 @@ cdef class Waiter:
         non-blocking and taken, or when `timeout` (seconds, -1: none)
         passed."""
         cdef bint block = blocking
-        cdef double secs = timeout
-        if not block and secs != -1:
-            raise ValueError("can't specify a timeout for a non-blocking call")
-        if secs > TIME_LIMIT or secs < -TIME_LIMIT:
-            raise OverflowError("timestamp out of range for platform time_t")
-        if secs < 0 and secs != -1:
-            raise ValueError(NEGATIVE_TIMEOUT)
-        if secs > TIMEOUT_MAX:
-            raise OverflowError("timeout value is too large")
+        cdef double secs
+        if ((type(timeout) is float or type(timeout) is int)
+                and (timeout == -1 or (block and 0 <= timeout <= TIMEOUT_MAX))):
+            secs = timeout
+        else:
+            # Everything else is judged by the stdlib's own lock (checks,
+            # their order and texts differ between CPython versions).
+            secs = _stdlib_errors.lock_timeout(blocking, timeout)
         if aioc_cas(&self.word, 0, 1):
             return True
         if not block:

@@ -11,6 +11,8 @@ Each is a cancellation point (see aiocancel.syscalls): cancelled only while
 nothing was received or sent, so a datagram the kernel delivered, and any
 file descriptors it carried (SCM_RIGHTS), are always returned.
 """
+from aiocancel import _stdlib_errors
+
 from cpython.buffer cimport PyBuffer_Release
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.object cimport PyObject
@@ -253,8 +255,11 @@ def sendmsg(sock, buffers, ancdata=(), int flags=0, address=None):
         try:
             level, kind, _ = item
         except (TypeError, ValueError):
-            raise TypeError("[sendmsg() ancillary data items]() argument must "
-                            f"be 3-item sequence, not {type(item).__name__}") from None
+            # socket.sendmsg's own text ("3-item sequence" before 3.14,
+            # "3-item tuple" since).
+            raise (_stdlib_errors.sendmsg_item_error(item) or TypeError(
+                "[sendmsg() ancillary data items]() argument must be a "
+                f"3-item tuple, not {type(item).__name__}")) from None
         levels.append((int(level), int(kind)))
     iovs.fill(buffers, False, "sendmsg() argument 1")
     items.fill([item[2] for item in ancdata], False, "sendmsg() argument 2")

@@ -15,7 +15,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject
 from libc.errno cimport EINTR, EAGAIN, EINPROGRESS
 from libc.string cimport memset
-from libc.math cimport isfinite
+from aiocancel import _stdlib_errors
 
 from aiocancel._sysbase cimport (BAD, _attempt, _call, _raise_errno, _fd,
                                  _now, _to_timespec, _get_buffer, timespec,
@@ -308,19 +308,25 @@ def ppoll(fds, timeout=None, sigmask=None):
     return _poll(fds, timeout, &mask)
 
 
+# _PyTime_t's range in seconds: time.sleep's own limit.
+cdef double SLEEP_LIMIT = 9223372036.854775
+
+
 def sleep(seconds):
     """Sleep like ``time.sleep``; a cancellation point. The deadline is
     absolute (CLOCK_MONOTONIC), so interruptions never lengthen the sleep."""
-    cdef double secs = seconds
+    cdef double secs
     cdef double end
     cdef timespec ts
     cdef long r
-    if secs != secs:
-        raise ValueError("Invalid value NaN (not a number)")
-    if secs < 0:
-        raise ValueError("sleep length must be non-negative")
-    if not isfinite(secs) or secs > 1e12:
-        raise OverflowError("sleep length is too large")
+    if ((isinstance(seconds, float) or isinstance(seconds, int))
+            and 0 <= seconds <= SLEEP_LIMIT):
+        secs = seconds
+    else:
+        # NaN, negative, out of range, other types: as the running
+        # interpreter's time.sleep takes or refuses them (texts and accepted
+        # types differ between CPython versions).
+        secs = _stdlib_errors.sleep_seconds(seconds)
     end = _now() + secs
     _to_timespec(end, &ts)
     while True:

@@ -9,10 +9,12 @@ has a result when the request arrives returns it: a reaped child's status, a
 consumed signal, ready fds. Timeouts are deadlines: an interruption by an
 unrelated signal (retried, PEP 475) never lengthens them.
 """
-import operator as _operator
+import select as _select
 import os as _os
 import signal as _signal
 import sys as _sys
+
+from aiocancel import _stdlib_errors
 
 from libc.errno cimport EINTR, EAGAIN
 from libc.string cimport memcpy, memset
@@ -54,31 +56,38 @@ cdef enum:
 
 # _PyTime_t holds nanoseconds in 64 bits: the stdlib's limit for timeouts.
 cdef double TIME_LIMIT = 9223372036.854775
-INT_OVERFLOW = ("timestamp too large to convert to C "
-                + ("PyTime_t" if _sys.version_info >= (3, 13) else "_PyTime_t"))
 
 
-cdef double _timeout_seconds(object timeout, str type_message) except? -1.5:
-    """A timeout in seconds, converted as the stdlib converts one (float or
-    integer, NaN and overflow rejected, with its messages); `type_message`
-    replaces the TypeError's text when given."""
+cdef double _timeout_seconds(object timeout, object probe) except? -1.5:
+    """A timeout in seconds, converted as the stdlib converts one. Floats and
+    ints in range take the fast path; anything else (NaN, overflow, other
+    types) goes to `aiocancel._stdlib_errors.seconds`, which accepts what
+    the running interpreter accepts and raises its exception otherwise —
+    that of `probe` (a stdlib call taking the value) when given."""
     cdef double value
     if isinstance(timeout, float):
         value = timeout
-        if value != value:
-            raise ValueError("Invalid value NaN (not a number)")
-        if value > TIME_LIMIT or value < -TIME_LIMIT:
-            raise OverflowError("timestamp out of range for platform time_t")
-        return value
-    try:
-        number = _operator.index(timeout)
-    except TypeError:
-        if type_message is None:
-            raise
-        raise TypeError(type_message) from None
-    if number > TIME_LIMIT or number < -TIME_LIMIT:
-        raise OverflowError(INT_OVERFLOW)
-    return number
+        if value == value and -TIME_LIMIT <= value <= TIME_LIMIT:
+            return value
+    elif isinstance(timeout, int) and -TIME_LIMIT <= timeout <= TIME_LIMIT:
+        return timeout
+    value = _stdlib_errors.seconds(timeout, probe)
+    if not (-TIME_LIMIT <= value <= TIME_LIMIT):
+        raise OverflowError("timeout out of range")   # the stdlib took it: it cannot get here
+    return value
+
+
+def _select_probe(timeout):
+    _select.select([], [], [], timeout)
+
+
+def _epoll_probe(timeout):
+    with _select.epoll() as ep:
+        ep.poll(timeout)
+
+
+def _sigtimedwait_probe(timeout):
+    _signal.sigtimedwait((), timeout)
 
 
 # ---- select -----------------------------------------------------------------
@@ -123,7 +132,7 @@ def select(rlist, wlist, xlist, timeout=None):
     cdef int top = -1, k
     cdef long r
     if timeout is not None:
-        limit = _timeout_seconds(timeout, "timeout must be a float or None")
+        limit = _timeout_seconds(timeout, _select_probe)
         if limit < 0:
             raise ValueError("timeout must be non-negative")
         deadline = _now() + limit
@@ -175,7 +184,7 @@ def epoll_wait(epfd, timeout=None, int maxevents=-1):
     cdef long r
     cdef epoll_event *events
     if timeout is not None:
-        limit = _timeout_seconds(timeout, "timeout must be an integer or None")
+        limit = _timeout_seconds(timeout, _epoll_probe)
         if limit >= 0:
             ms = _ceil_ms(limit)
             deadline = _now() + limit
@@ -254,7 +263,7 @@ def sigtimedwait(sigset, timeout):
     when `timeout` (seconds) passes. A cancellation point: a signal the
     kernel handed over is always returned. aiocancel's own cancel signal is
     never waited for."""
-    cdef double limit = _timeout_seconds(timeout, None)
+    cdef double limit = _timeout_seconds(timeout, _sigtimedwait_probe)
     if limit < 0:
         raise ValueError("timeout must be non-negative")
     return _sigwait(sigset, limit)

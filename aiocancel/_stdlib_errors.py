@@ -1,0 +1,124 @@
+"""The errors the running interpreter's stdlib raises for a bad argument,
+asked of the stdlib itself at run time.
+
+aiocancel's wrappers promise the stdlib's exceptions for bad input, and
+CPython changes their texts between releases (fcntl's "string arg too long"
+became "argument 3 is too long" in 3.14 and the limit went away in 3.15;
+sendmsg's "3-item sequence" became "3-item tuple"; seconds conversions say
+"integer or float" in 3.14 and accept any real number in 3.15; the timestamp
+overflow text changed in 3.13 point releases). Hard-coding any of them is
+wrong somewhere, so on an error path the wrappers call the stdlib
+counterpart with the same bad value, in a way that cannot block or touch the
+caller's fds, and raise what it raised.
+
+Only error paths come here (never a fast path); every probe fd is private
+and closed before returning.
+"""
+from __future__ import annotations
+
+import _thread
+import fcntl as _fcntl
+import operator
+import os
+import socket
+import time
+from typing import Any, Callable
+
+__all__ = ["raised_by", "fcntl_arg_error", "open_path_error", "sendmsg_item_error", "seconds",
+           "lock_timeout", "sleep_seconds"]
+
+
+def raised_by(fn: Callable[..., Any], *args: Any) -> Exception | None:
+    """The exception ``fn(*args)`` raises, or None if it returns."""
+    try:
+        fn(*args)
+    except Exception as exc:    # noqa: BLE001 - handed back to be re-raised
+        return exc
+    return None
+
+
+def fcntl_arg_error(arg: Any) -> Exception | None:
+    """What ``fcntl.fcntl`` raises for `arg` as its third argument, or None
+    if it accepts it. Asked with F_GETFD on a private pipe, which is harmless
+    when the argument is accepted."""
+    r, w = os.pipe()
+    try:
+        return raised_by(_fcntl.fcntl, r, _fcntl.F_GETFD, arg)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def open_path_error(path: Any) -> Exception | None:
+    """What ``os.open`` raises for `path` (one it must refuse: a NUL in it),
+    or None if it opened it after all (the fd is closed at once)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except Exception as exc:    # noqa: BLE001 - handed back to be re-raised
+        return exc
+    os.close(fd)
+    return None
+
+
+def sendmsg_item_error(item: Any) -> Exception | None:
+    """What ``socket.sendmsg`` raises for `item` as an ancillary data item,
+    or None if it accepts it (then an empty message went to a private
+    socket pair, closed at once)."""
+    a, b = socket.socketpair()
+    with a, b:
+        return raised_by(a.sendmsg, [], [item])
+
+
+def _as_float(value: Any) -> float:
+    """An accepted timeout as a float (real numbers, or integers by
+    __index__)."""
+    try:
+        return float(value)
+    except TypeError:
+        return float(operator.index(value))
+
+
+def seconds(value: Any, probe: Callable[[Any], Any] | None = None) -> float:
+    """Convert a timeout the callers' fast path (float, int in range) did
+    not take: return it in seconds if the stdlib accepts it, else raise the
+    stdlib's exception — that of `probe` when given (a stdlib call taking
+    the value, e.g. ``lambda v: select.select([], [], [], v)``, for its own
+    TypeError text). `probe` is only called once the conversion itself is
+    known to reject `value`, so it cannot block."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with sock:
+        # settimeout converts exactly as time.sleep, select and Lock.acquire
+        # do, and never waits.
+        exc = raised_by(sock.settimeout, value)
+    if exc is None or (isinstance(exc, ValueError) and value == value
+                       and value < 0):
+        # Accepted (3.15 takes any real number); a negative value is the
+        # caller's to judge.
+        return _as_float(value)
+    if probe is not None:
+        specific = raised_by(probe, value)
+        if specific is not None:
+            exc = specific
+    raise exc
+
+
+def lock_timeout(blocking: Any, timeout: Any) -> float:
+    """Validate `blocking`/`timeout` exactly as ``_thread.lock.acquire``
+    does (checks, order and texts), on a fresh lock that is free, so the
+    probe never waits; return the timeout in seconds."""
+    lock = _thread.allocate_lock()
+    exc = raised_by(lock.acquire, blocking, timeout)
+    if exc is not None:
+        raise exc
+    return _as_float(timeout)
+
+
+def sleep_seconds(value: Any) -> float:
+    """A sleep length as ``time.sleep`` takes it, or raise what it raises
+    (type, NaN, overflow, negative); never sleeps: time.sleep is only called
+    with a value it is known to refuse."""
+    secs = seconds(value, time.sleep)
+    if secs < 0:
+        raise raised_by(time.sleep, value) or ValueError(
+            "sleep length must be non-negative")
+    return secs
