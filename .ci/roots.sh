@@ -8,8 +8,8 @@
 # or reuses it when a previous build completed with the same package list
 # (marker file .aioc-root-complete), then makes it usable: proc and sysfs
 # mounted, /dev, /dev/pts and /dev/shm bound, the host's CA bundle and
-# resolv.conf copied (pip inside the root needs both). Prints the root's path
-# as its last line. Run commands inside with .ci/inroot.sh ROOT CMD...
+# resolv.conf copied (pip inside the root needs both), /etc/hosts written.
+# Prints the root's path as its last line. Run commands inside with .ci/inroot.sh ROOT CMD...
 #
 # Packages come with --include rather than an apt-get update inside the root:
 # sid's Release file carries a Valid-Until that a mirror snapshot may have
@@ -54,6 +54,9 @@ mount_root() {
     mkdir -p "$R/etc/ssl/certs"
     cp /etc/ssl/certs/ca-certificates.crt "$R/etc/ssl/certs/ca-certificates.crt"
     cp -L /etc/resolv.conf "$R/etc/resolv.conf" 2>/dev/null || true
+    # minbase writes no /etc/hosts: "localhost" must resolve (tests connect to it).
+    [ -s "$R/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+        > "$R/etc/hosts"
 }
 
 enable_binfmt() {   # only for a foreign architecture
