@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from conftest import JOIN_TIMEOUT, NR, requires_core
+
+# Generous: each line needs one round trip through a freshly started child.
+LINE_TIMEOUT = 30.0
 
 _CHILD = """
 import asyncio, os, sys, threading
@@ -65,8 +70,23 @@ def _child(mode: str, stdin) -> subprocess.Popen:
 
 
 def _expect(proc: subprocess.Popen, text: bytes) -> bytes:
-    line = proc.stdout.readline()
-    assert line == text, (line, proc.stderr.read() if line == b"" else b"")
+    """The child's next output line, which must be `text`. Read with a
+    deadline: a child stuck in a read that nothing will satisfy (a cancelled
+    read that ate the line instead) fails the test instead of hanging it."""
+    line = b""
+    deadline = time.monotonic() + LINE_TIMEOUT
+    fd = proc.stdout.fileno()
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            proc.kill()
+            pytest.fail(f"no line {text!r} within {LINE_TIMEOUT} s; got {line!r}; "
+                        f"stderr: {proc.stderr.read()!r}")
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        line += chunk
+    assert line == text, (line, proc.stderr.read() if not line.endswith(b"\n") else b"")
     return line
 
 
