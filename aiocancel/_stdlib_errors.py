@@ -90,8 +90,9 @@ def seconds(value: Any, probe: Callable[[Any], Any] | None = None) -> float:
         # settimeout converts exactly as time.sleep, select and Lock.acquire
         # do, and never waits.
         exc = raised_by(sock.settimeout, value)
-    if exc is None or (isinstance(exc, ValueError) and value == value
-                       and value < 0):
+    # (None means "no timeout" to settimeout only: a refusal for the others.)
+    if (exc is None and value is not None) or (
+            isinstance(exc, ValueError) and value == value and value < 0):
         # Accepted (3.15 takes any real number); a negative value is the
         # caller's to judge.
         return _as_float(value)

@@ -11,6 +11,8 @@ Each is a cancellation point (see aiocancel.syscalls): cancelled only while
 nothing was received or sent, so a datagram the kernel delivered, and any
 file descriptors it carried (SCM_RIGHTS), are always returned.
 """
+import operator as _operator
+
 from aiocancel import _stdlib_errors
 
 from cpython.buffer cimport PyBuffer_Release
@@ -260,7 +262,12 @@ def sendmsg(sock, buffers, ancdata=(), int flags=0, address=None):
             raise (_stdlib_errors.sendmsg_item_error(item) or TypeError(
                 "[sendmsg() ancillary data items]() argument must be a "
                 f"3-item tuple, not {type(item).__name__}")) from None
-        levels.append((int(level), int(kind)))
+        try:
+            levels.append((_operator.index(level), _operator.index(kind)))
+        except TypeError:
+            raise (_stdlib_errors.sendmsg_item_error(item) or TypeError(
+                "[sendmsg() ancillary data items]() argument must be a "
+                "3-item tuple of two integers and a bytes-like object")) from None
     iovs.fill(buffers, False, "sendmsg() argument 1")
     items.fill([item[2] for item in ancdata], False, "sendmsg() argument 2")
     for i in range(items.count):
