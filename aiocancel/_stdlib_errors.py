@@ -24,8 +24,8 @@ import socket
 import time
 from typing import Any, Callable
 
-__all__ = ["raised_by", "fcntl_arg_error", "open_path_error", "sendmsg_item_error", "seconds",
-           "lock_timeout", "sleep_seconds"]
+__all__ = ["raised_by", "fcntl_arg_error", "open_path_error",
+           "sendmsg_item_error", "seconds", "lock_timeout", "sleep_seconds"]
 
 
 def raised_by(fn: Callable[..., Any], *args: Any) -> Exception | None:
@@ -84,7 +84,8 @@ def seconds(value: Any, probe: Callable[[Any], Any] | None = None) -> float:
     stdlib's exception — that of `probe` when given (a stdlib call taking
     the value, e.g. ``lambda v: select.select([], [], [], v)``, for its own
     TypeError text). `probe` is only called once the conversion itself is
-    known to reject `value`, so it cannot block."""
+    known to reject `value`, so it cannot block. None is refused here:
+    callers for which None means "no timeout" handle it before."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with sock:
         # settimeout converts exactly as time.sleep, select and Lock.acquire
@@ -97,10 +98,8 @@ def seconds(value: Any, probe: Callable[[Any], Any] | None = None) -> float:
         # caller's to judge.
         return _as_float(value)
     if probe is not None:
-        specific = raised_by(probe, value)
-        if specific is not None:
-            exc = specific
-    raise exc
+        exc = raised_by(probe, value) or exc
+    raise exc or TypeError(f"timeout must be a number, not {type(value).__name__}")
 
 
 def lock_timeout(blocking: Any, timeout: Any) -> float:
