@@ -5,7 +5,7 @@
 #   bash .ci/roots.sh SUITE ARCH [PKG...]
 #
 # builds /tmp/aioc-roots/SUITE-ARCH with debootstrap (minbase plus PKG...),
-# or reuses it when a previous build completed with the same package list
+# or reuses it when a previous build completed with at least these packages
 # (marker file .aioc-root-complete), then makes it usable: proc and sysfs
 # mounted, /dev, /dev/pts and /dev/shm bound, the host's CA bundle and
 # resolv.conf copied (pip inside the root needs both), /etc/hosts written.
@@ -74,14 +74,19 @@ enable_binfmt() {   # only for a foreign architecture
     grep -qx enabled "/proc/sys/fs/binfmt_misc/qemu-$qarch"
 }
 
-want=$(printf '%s\n' "$SUITE" "$ARCH" "${PKGS[@]}" | sort -u | tr '\n' ' ')
-
 exec 9>"$BASE/.lock-$SUITE-$ARCH"
 flock 9
 enable_binfmt
-if [ -f "$MARK" ] && [ "$(cat "$MARK")" = "$want" ]; then
+# The marker lists the packages the root was built with. A request for a
+# subset reuses the root (other scripts ask for what they need: the wheel
+# step needs only python3 and its venv); anything new rebuilds it with the
+# union, so no caller ever loses a package another one asked for.
+have=$( [ -f "$MARK" ] && tr ' ' '\n' < "$MARK" | sed '/^$/d' | sort -u || true)
+missing=$(printf '%s\n' "${PKGS[@]}" | sed '/^$/d' | sort -u | comm -23 - <(printf '%s\n' "$have"))
+if [ -f "$MARK" ] && [ -z "$missing" ]; then
     log "reusing $R"
 else
+    mapfile -t PKGS < <(printf '%s\n' "${PKGS[@]}" $have | sed '/^$/d' | sort -u)
     if [ -e "$R" ]; then
         log "incomplete or different root at $R: rebuilding"
         unmount_root
@@ -97,7 +102,7 @@ else
         log "debootstrap failed"
         exit 1
     fi
-    echo "$want" > "$MARK"
+    printf '%s ' "${PKGS[@]}" > "$MARK"
     log "built in $((SECONDS - t0)) s"
 fi
 mount_root
