@@ -12,7 +12,9 @@ mapfile -t CMDS < <(awk '/^## Quick start/{q=1} q&&/^```sh/{f=1;next} f&&/^```/{
 DEMO_CMD=${CMDS[0]}
 TEST_CMD=${CMDS[1]}
 
-# timed LABEL CMD...: run CMD, then print how long it took (CI keeps a budget).
+# timed LABEL CMD...: run CMD, then print how long it took (CI keeps a budget);
+# returns CMD's status. CMD runs in an `||` context, where bash ignores set -e:
+# the functions below check each command themselves.
 timed() {
     local label=$1 t0=$SECONDS rc=0
     shift
@@ -31,7 +33,7 @@ run_readme() {
     ln -s "$py" "$shim/python3"
     for cmd in "$@"; do
         step "$("$py" --version) in $dir: $cmd"
-        (cd "$dir" && PATH="$shim:$PATH" bash -c "$cmd")
+        (cd "$dir" && PATH="$shim:$PATH" bash -c "$cmd") || return   # explicit: `timed` runs us under ||
     done
 }
 
@@ -52,12 +54,12 @@ readme_in_root() {
     local root=$1 py=$2 name=$3 dir cmd
     shift 3
     [ $# -gt 0 ] || set -- "$DEMO_CMD" "$TEST_CMD"
-    dir=$(clone_into_root "$root" "$name")
+    dir=$(clone_into_root "$root" "$name") || return
     mkdir -p "$root/opt/shim-$py"
     ln -sfn "/usr/bin/$py" "$root/opt/shim-$py/python3"
     for cmd in "$@"; do
         step "$(bash "$CI_DIR/inroot.sh" "$root" "$py" --version) in $root$dir: $cmd"
         bash "$CI_DIR/inroot.sh" "$root" --cd "$dir" \
-            env PATH="/opt/shim-$py:/usr/local/bin:/usr/bin:/bin" bash -c "$cmd"
+            env PATH="/opt/shim-$py:/usr/local/bin:/usr/bin:/bin" bash -c "$cmd" || return
     done
 }
