@@ -16,6 +16,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from patch_fixtures import patched  # noqa: F401  (fixture)
 from syscall_fixtures import same_outcome
 
 from aiocancel import syscalls
@@ -92,3 +93,17 @@ def test_sendmsg_bad_ancillary_item(item):
     with a, b:
         same_outcome(lambda: syscalls.sendmsg(a, [b"x"], [item]),
                      lambda: a.sendmsg([b"x"], [item]))
+
+
+def test_bad_input_under_patch_mode_asks_the_original(patched):
+    """Patch mode replaces select.select, time.sleep... with stand-ins that
+    call aiocancel's versions; the outcome for bad input must still come
+    from the stdlib's own function, not loop back through the stand-in. In
+    masked state, the stand-ins route to aiocancel's calls."""
+    import aiocancel
+    cases = [(select.select, ([], [], [], "x")), (time.sleep, ("x",)),
+             (time.sleep, (-1,)), (signal.sigtimedwait, ([signal.SIGUSR1], "x"))]
+    with aiocancel.masked():
+        for fn, args in cases:
+            assert hasattr(fn, "__wrapped__"), fn   # really patched
+            same_outcome(lambda: fn(*args), lambda: fn.__wrapped__(*args))

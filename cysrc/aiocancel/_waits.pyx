@@ -9,7 +9,6 @@ has a result when the request arrives returns it: a reaped child's status, a
 consumed signal, ready fds. Timeouts are deadlines: an interruption by an
 unrelated signal (retried, PEP 475) never lengthens them.
 """
-import select as _select
 import os as _os
 import signal as _signal
 import sys as _sys
@@ -77,19 +76,6 @@ cdef double _timeout_seconds(object timeout, object probe) except? -1.5:
     return value
 
 
-def _select_probe(timeout):
-    _select.select([], [], [], timeout)
-
-
-def _epoll_probe(timeout):
-    with _select.epoll() as ep:
-        ep.poll(timeout)
-
-
-def _sigtimedwait_probe(timeout):
-    _signal.sigtimedwait((), timeout)
-
-
 # ---- select -----------------------------------------------------------------
 
 cdef int _fill_set(object seq, fd_set *fds, list objs, list nums) except -2:
@@ -132,7 +118,7 @@ def select(rlist, wlist, xlist, timeout=None):
     cdef int top = -1, k
     cdef long r
     if timeout is not None:
-        limit = _timeout_seconds(timeout, _select_probe)
+        limit = _timeout_seconds(timeout, _stdlib_errors.select_probe)
         if limit < 0:
             raise ValueError("timeout must be non-negative")
         deadline = _now() + limit
@@ -184,7 +170,7 @@ def epoll_wait(epfd, timeout=None, int maxevents=-1):
     cdef long r
     cdef epoll_event *events
     if timeout is not None:
-        limit = _timeout_seconds(timeout, _epoll_probe)
+        limit = _timeout_seconds(timeout, _stdlib_errors.epoll_probe)
         if limit >= 0:
             ms = _ceil_ms(limit)
             deadline = _now() + limit
@@ -263,7 +249,7 @@ def sigtimedwait(sigset, timeout):
     when `timeout` (seconds) passes. A cancellation point: a signal the
     kernel handed over is always returned. aiocancel's own cancel signal is
     never waited for."""
-    cdef double limit = _timeout_seconds(timeout, _sigtimedwait_probe)
+    cdef double limit = _timeout_seconds(timeout, _stdlib_errors.sigtimedwait_probe)
     if limit < 0:
         raise ValueError("timeout must be non-negative")
     return _sigwait(sigset, limit)
