@@ -13,26 +13,49 @@ import _socket
 import _thread
 import errno
 import functools
-import fcntl as _fcntl
 import os
 import select as _select
 import signal
 import socket
+import sys
 import threading
 import time
 import types
-from typing import Any
+from typing import Any, Callable, NoReturn
 
 from ._errors import Cancelled, ThreadCancelled
+
+try:
+    import fcntl as _fcntl
+except ImportError:             # Windows
+    _fcntl = None   # type: ignore[assignment]
+
+
+def _unavailable(name: str) -> Callable[..., NoReturn]:
+    """What a call this platform's stdlib lacks becomes (os.preadv on macOS,
+    select.epoll or fcntl on Windows): an OSError(ENOSYS) when called, so
+    that importing aiocancel never fails for it."""
+    def call(*args: object, **kwargs: object) -> NoReturn:
+        raise OSError(errno.ENOSYS, f"{name} is not available on {sys.platform}")
+    call.__name__ = name.rpartition(".")[2]
+    return call
+
+
+def _bind(module: Any, name: str) -> Any:
+    found = getattr(module, name, None) if module is not None else None
+    return found if found is not None else _unavailable(
+        f"{getattr(module, '__name__', 'fcntl')}.{name}")
+
 
 # The stdlib calls this module makes, bound at import: aiocancel.patch() later
 # points the module attributes at stand-ins that call back into this module.
 _std = types.SimpleNamespace(
-    sleep=time.sleep, poll=_select.poll, select=_select.select,
-    epoll=_select.epoll, flock=_fcntl.flock, lockf=_fcntl.lockf,
-    fcntl=_fcntl.fcntl, sigtimedwait=signal.sigtimedwait,
-    sigwaitinfo=signal.sigwaitinfo,
-    **{name: getattr(os, name) for name in (
+    sleep=time.sleep,
+    **{name: _bind(_select, name) for name in ("poll", "select")},
+    epoll=getattr(_select, "epoll", None),
+    **{name: _bind(_fcntl, name) for name in ("flock", "lockf", "fcntl")},
+    **{name: _bind(signal, name) for name in ("sigtimedwait", "sigwaitinfo")},
+    **{name: _bind(os, name) for name in (
         "read", "write", "readv", "writev", "pread", "pwrite", "preadv",
         "pwritev", "waitpid", "waitid", "fsync", "fdatasync")})
 
@@ -96,7 +119,8 @@ def _after_fork_in_child() -> None:
         _slots[me.index] = me
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):           # not on Windows: no fork there
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _register() -> _Slot:
@@ -259,6 +283,12 @@ def _with_sock(obj: Any, method: str, *args: Any) -> Any:
             sock.detach()
 
 
+# accept4's flags where the socket module has no names for them (macOS,
+# Windows): Linux's values, so that the default still means close-on-exec.
+_SOCK_CLOEXEC: int = getattr(socket, "SOCK_CLOEXEC", 0o2000000)
+_SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0o4000)
+
+
 def _nonneg(n: int, what: str) -> None:
     if n < 0:
         raise ValueError(f"negative size in {what}")
@@ -310,11 +340,11 @@ def sendall(sock: Any, data: Any, flags: int = 0) -> None:
     return _with_sock(sock, "sendall", data, flags)
 
 
-def accept(sock: Any, flags: int = socket.SOCK_CLOEXEC) -> tuple[int, Any]:
+def accept(sock: Any, flags: int = _SOCK_CLOEXEC) -> tuple[int, Any]:
     fd, address = _with_sock(sock, "_accept")
-    if flags & socket.SOCK_NONBLOCK:
+    if flags & _SOCK_NONBLOCK:
         os.set_blocking(fd, False)
-    if not flags & socket.SOCK_CLOEXEC:
+    if not flags & _SOCK_CLOEXEC:
         os.set_inheritable(fd, True)
     return fd, address
 
@@ -455,6 +485,8 @@ def select(rlist: Any, wlist: Any, xlist: Any,
 def epoll_wait(epfd: Any, timeout: float | None = None,
                maxevents: int = -1) -> list[tuple[int, int]]:
     testcancel()
+    if _std.epoll is None:
+        _unavailable("select.epoll")()
     if isinstance(epfd, _std.epoll):
         return epfd.poll(timeout, maxevents)
     # A duplicate fd names the same epoll instance; closing it leaves epfd.

@@ -36,7 +36,8 @@ def _forget_module_pool() -> None:
     _module_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_module_pool)
+if hasattr(os, "register_at_fork"):       # not on Windows: no fork there
+    os.register_at_fork(after_in_child=_forget_module_pool)
 
 
 def _module_executor() -> Executor:

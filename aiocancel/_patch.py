@@ -53,7 +53,6 @@ from __future__ import annotations
 import _thread
 import builtins
 import errno
-import fcntl
 import functools
 import math
 import operator
@@ -73,13 +72,22 @@ from ._backend import cancel as _cancel
 from ._backend import standin as _standin
 from ._errors import Cancelled, ThreadCancelled
 
+try:
+    import fcntl
+except ImportError:             # Windows: nothing of fcntl's to patch
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["patch", "unpatch", "is_patched"]
 
 _cp_mode = _cancel._cp_mode
 _LIVE, _CANCELLED = 1, 2
 
-_select_poll = select.poll
-_select_epoll = select.epoll
+# None where the platform has no such call (epoll: macOS; poll: Windows):
+# patch() then leaves that name alone.
+_select_poll = getattr(select, "poll", None)
+_select_epoll = getattr(select, "epoll", None)
+_POLL_DEFAULT = (getattr(select, "POLLIN", 1) | getattr(select, "POLLPRI", 2)
+                 | getattr(select, "POLLOUT", 4))
 
 
 def _live() -> bool:
@@ -177,8 +185,7 @@ class _Poll:
         obj._busy = _thread.allocate_lock()
         return obj
 
-    def register(self, fd: Any, eventmask: int = select.POLLIN | select.POLLPRI
-                 | select.POLLOUT) -> None:
+    def register(self, fd: Any, eventmask: int = _POLL_DEFAULT) -> None:
         self._poll.register(fd, eventmask)
         self._events[fd if isinstance(fd, int) else fd.fileno()] = eventmask
 
@@ -244,7 +251,8 @@ def _new_poll() -> _Poll:
 
 
 # Named as the stdlib's: they stand in for select.poll and select.epoll.
-functools.update_wrapper(_new_poll, _select_poll)
+if _select_poll is not None:
+    functools.update_wrapper(_new_poll, _select_poll)
 _Poll.__name__ = _Poll.__qualname__ = "poll"
 _Epoll.__name__ = _Epoll.__qualname__ = "epoll"
 _Poll.__module__ = _Epoll.__module__ = "select"
@@ -310,6 +318,8 @@ def patch() -> None:
         if _saved:
             return
         for owner, name, make in _targets():
+            if owner is None or not hasattr(owner, name):
+                continue                # not on this platform
             original = owner.__dict__.get(name, _ABSENT)
             current = getattr(owner, name)
             stand_in = make(current)

@@ -78,8 +78,13 @@ async def sendall(sock: SocketLike, data: Any, flags: int = 0) -> None:
     return await to_thread(syscalls.sendall, sock, data, flags)
 
 
+# accept4's default flag; Linux's value where the socket module has no name
+# for it (fallback mode on macOS, Windows), so the default keeps its meaning.
+_SOCK_CLOEXEC: int = getattr(socket, "SOCK_CLOEXEC", 0o2000000)
+
+
 async def accept(sock: SocketLike,
-                 flags: int = socket.SOCK_CLOEXEC) -> tuple[int, Any]:
+                 flags: int = _SOCK_CLOEXEC) -> tuple[int, Any]:
     """Accept a connection; return ``(fd, address)`` as
     `aiocancel.syscalls.accept` does (wrap it with ``socket.socket(fileno=fd)``).
     A connection the kernel accepted is always returned, even if the task
