@@ -19,6 +19,10 @@ import sys
 import warnings
 from typing import TYPE_CHECKING
 
+__all__ = ["SUPPORTED", "FALLBACK_REASON", "HAS_TRAMPOLINE", "FORCED_FALLBACK",
+           "cancel", "files", "futex", "ipc", "sockets", "standin", "syscalls",
+           "waits"]
+
 HAS_TRAMPOLINE = sys.platform.startswith("linux") and platform.machine().lower() in (
     "x86_64", "amd64", "aarch64", "arm64")
 FORCED_FALLBACK = os.environ.get("AIOCANCEL_FALLBACK", "") not in ("", "0")

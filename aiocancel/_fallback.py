@@ -21,9 +21,14 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, Literal, NoReturn
 
 from ._errors import Cancelled, ThreadCancelled
+
+# mypy: disable-error-code="no-any-return"
+# (The stdlib callables are bound through _bind, as some are missing on some
+# platforms, so their results are Any here. The typed interface of what this
+# module provides is the compiled modules' stubs: _cancel.pyi, _syscalls.pyi...)
 
 try:
     import fcntl as _fcntl
@@ -162,7 +167,7 @@ class masked:
         self._old = setcancelstate(CANCEL_MASKED)
         return self
 
-    def __exit__(self, *exc_info: object) -> bool:
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         setcancelstate(self._old)
         return False
 
@@ -459,7 +464,7 @@ def recvfrom_into(sock: Any, buffer: Any, nbytes: int = 0,
 
 
 def recvmsg(sock: Any, bufsize: int, ancbufsize: int = 0,
-            flags: int = 0) -> tuple[bytes, list, int, Any]:
+            flags: int = 0) -> tuple[bytes, list[Any], int, Any]:
     return _with_sock(sock, "recvmsg", bufsize, ancbufsize, flags)
 
 
@@ -477,7 +482,7 @@ def sendmsg(sock: Any, buffers: Any, ancdata: Any = (), flags: int = 0,
 # ---- waits (aiocancel._waits) ------------------------------------------------
 
 def select(rlist: Any, wlist: Any, xlist: Any,
-           timeout: float | None = None) -> tuple[list, list, list]:
+           timeout: float | None = None) -> tuple[list[Any], list[Any], list[Any]]:
     testcancel()
     return _std.select(rlist, wlist, xlist, timeout)
 
@@ -615,7 +620,8 @@ def msgsnd(msqid: int, mtype: int, data: Any, flags: int = 0) -> None:
     payload = bytes(memoryview(data))
     msg = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + len(payload))
     ctypes.c_long.from_buffer(msg).value = mtype
-    msg[ctypes.sizeof(ctypes.c_long):] = payload
+    ctypes.memmove(ctypes.addressof(msg) + ctypes.sizeof(ctypes.c_long), payload,
+                   len(payload))
     if _libc().msgsnd(msqid, msg, ctypes.c_size_t(len(payload)), flags) != 0:
         raise _libc_error()
 
@@ -659,4 +665,5 @@ class StandIn:
         return self if obj is None else types.MethodType(self, obj)
 
     def __reduce__(self) -> str:
-        return self.__qualname__
+        qualname: str = getattr(self, "__qualname__")    # set by update_wrapper
+        return qualname
