@@ -193,7 +193,7 @@ async def recvfrom_into(sock: SocketLike, buffer: Any, nbytes: int = 0,
 
 
 async def recvmsg(sock: SocketLike, bufsize: int, ancbufsize: int = 0,
-                  flags: int = 0) -> tuple[bytes, list, int, Any]:
+                  flags: int = 0) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
     """``socket.recvmsg``; fds passed with the message are never lost."""
     return await to_thread(syscalls.recvmsg, sock, bufsize, ancbufsize, flags)
 
@@ -210,7 +210,7 @@ async def sendmsg(sock: SocketLike, buffers: Any, ancdata: Any = (), flags: int 
 
 
 async def select(rlist: Any, wlist: Any, xlist: Any,
-                 timeout: float | None = None) -> tuple[list, list, list]:
+                 timeout: float | None = None) -> tuple[list[Any], list[Any], list[Any]]:
     """``select.select`` in a worker."""
     return await to_thread(syscalls.select, rlist, wlist, xlist, timeout)
 

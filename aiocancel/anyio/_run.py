@@ -1,7 +1,7 @@
 """`run_sync`: one call on an aiocancel worker, without installing."""
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, TypeVarTuple, Unpack
 
 from .._job import close_abandoned
 from ._compat import require
@@ -10,9 +10,11 @@ from ._registry import backend_class, backend_name
 __all__ = ["run_sync"]
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
-async def run_sync(func: Callable[..., T], /, *args: Any,
+# Typed as anyio.to_thread.run_sync: `args` must fit `func` (TypeVarTuple).
+async def run_sync(func: Callable[[Unpack[Ts]], T], /, *args: Unpack[Ts],
                    abandon_on_cancel: bool = False, limiter: Any = None,
                    on_abandoned_result: Callable[[Any], object] | None = close_abandoned
                    ) -> T:
@@ -46,5 +48,6 @@ async def run_sync(func: Callable[..., T], /, *args: Any,
     require()
     from anyio._core._eventloop import get_async_backend
     backend = backend_class(backend_name(get_async_backend()))
-    return await backend.aiocancel_run_sync(func, args, abandon_on_cancel, limiter,
-                                            on_abandoned_result)
+    result: T = await backend.aiocancel_run_sync(func, args, abandon_on_cancel, limiter,
+                                                 on_abandoned_result)
+    return result
