@@ -27,6 +27,8 @@
 # _testhelper module, which wheels do not ship: it is compiled here for the
 # target and dropped into the test venv only.
 #
+# AIOC_WHEEL_ARCHS: the architectures to build (default "x86_64 aarch64").
+#
 # Tools (pip, into $AIOC_WHEEL_TOOLS, default /tmp/aiocancel-wheel-tools):
 # ziglang, auditwheel, wheel, setuptools>=77, Cython.
 set -euo pipefail
@@ -36,6 +38,7 @@ OUT=$REPO/wheelhouse
 ROOT_ARM64=${AIOC_ARM64_ROOT:-/tmp/aioc-roots/bookworm-arm64}
 TOOLS=${AIOC_WHEEL_TOOLS:-/tmp/aiocancel-wheel-tools}
 GLIBC=2.17
+ARCHS=" ${AIOC_WHEEL_ARCHS:-x86_64 aarch64} "
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
 step() { printf '\n=== %s\n' "$*"; }
@@ -66,8 +69,10 @@ mkdir -p "$SRC"
 git ls-files -z --cached --others --exclude-standard \
     | xargs -0 -I{} sh -c '[ -e "{}" ] && printf "%s\0" "{}"' \
     | tar -c --null -T - -f - | tar -x -C "$SRC" -f -
-rm -rf "$OUT"
 mkdir -p "$OUT" "$WORK/raw"
+for arch in x86_64 aarch64; do
+    [[ $ARCHS != *" $arch "* ]] || rm -f "$OUT"/*"_$arch.whl"
+done
 
 # retag RAW_WHEEL ARCH: tag it manylinux_2_17 + manylinux2014, into $OUT;
 # then auditwheel must find it consistent with that tag. Prints the new path.
@@ -129,7 +134,7 @@ test_wheel() {
 # ---- x86_64: every CPython >= 3.11 here -------------------------------------
 declare -A SEEN=()
 for py in "$(command -v python3)" "$HOME"/.pyenv/versions/3.1[1-9]*/bin/python; do
-    [ -x "$py" ] || continue
+    [[ $ARCHS == *" x86_64 "* ]] && [ -x "$py" ] || continue
     v=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || continue
     [ -z "${SEEN[$v]:-}" ] || continue
@@ -143,9 +148,10 @@ for py in "$(command -v python3)" "$HOME"/.pyenv/versions/3.1[1-9]*/bin/python; 
 done
 
 # ---- aarch64: cross-compiled for the arm64 root's CPython, tested inside it --
+if [[ $ARCHS != *" aarch64 "* ]]; then step "wheelhouse"; ls -l "$OUT"; exit 0; fi
 R=$ROOT_ARM64
 [ -x "$R/usr/bin/python3" ] || { echo "no arm64 root at $R (AIOC_ARM64_ROOT; .ci/roots.sh builds it)" >&2; exit 1; }
-RV=$(sed -n 's/^#define PY_VERSION "\([0-9]*\.[0-9]*\).*/\1/p' "$R"/usr/include/python3*/patchlevel.h 2>/dev/null | head -1)
+RV=$(sed -n 's/^#define PY_VERSION[[:space:]]*"\([0-9]*\.[0-9]*\).*/\1/p' "$R"/usr/include/python3*/patchlevel.h 2>/dev/null | head -1)
 [ -n "$RV" ] || { echo "$R has no Python headers: build the root with python3-dev" >&2; exit 1; }
 SYSCONFIG=$(ls "$R"/usr/lib/python"$RV"/_sysconfigdata__linux_aarch64-linux-gnu.py)
 XPY=""

@@ -564,10 +564,8 @@ def _futex_call(buffer: Any, offset: int, private: bool, op: int, value: int,
         raise ValueError("the futex word must be 4-byte aligned")
     ts = None
     if timeout is not None:
-        class timespec(ctypes.Structure):
-            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-        secs = max(float(timeout), 0.0)
-        ts = timespec(int(secs), int((secs % 1) * 1e9))
+        secs = max(float(timeout), 0.0)       # struct timespec: two longs
+        ts = (ctypes.c_long * 2)(int(secs), int((secs % 1) * 1e9))
     libc = _libc()
     r = libc.syscall(ctypes.c_long(nr), ctypes.c_void_p(addr),
                      ctypes.c_int(op | (128 if private else 0)),

@@ -11,7 +11,7 @@ import contextvars
 import os
 import threading
 import weakref
-from typing import Any, Callable, ParamSpec, TypeVar, TypeVarTuple, Unpack, overload
+from typing import TYPE_CHECKING, Any, Callable, ParamSpec, TypeVar, TypeVarTuple, Unpack, overload
 
 from ._job import DONE, Job, close_abandoned
 from .executor import Executor
@@ -20,7 +20,8 @@ __all__ = ["to_thread", "install", "get_executor"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
-Ts = TypeVarTuple("Ts")
+if TYPE_CHECKING:       # (mypy.stubtest cannot inspect a runtime TypeVarTuple)
+    _Ts = TypeVarTuple("_Ts")
 
 # Loops whose default executor is not readable (uvloop keeps it in a C field).
 _installed: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Executor]" = (
@@ -235,14 +236,15 @@ def _rearm(task: asyncio.Task[Any], count: int, msg: Any) -> None:
 # Typed as asyncio.to_thread (ParamSpec: the arguments must fit `func`).
 # A ParamSpec admits no keyword-only parameters of its own, so calls that
 # pass abandon_on_cancel / on_abandoned_result are typed by the second
-# overload: `func`'s positional parameters against `args` (TypeVarTuple).
+# overload, as anyio's run_sync: `func`'s positional parameters against
+# `args` (TypeVarTuple); keyword arguments for `func` then need a partial.
 @overload
 async def to_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 @overload
-async def to_thread(func: Callable[[Unpack[Ts]], T], /, *args: Unpack[Ts],
+async def to_thread(func: Callable[[Unpack[_Ts]], T], /, *args: Unpack[_Ts],
                     abandon_on_cancel: bool = ...,
-                    on_abandoned_result: Callable[[Any], object] | None = ...,
-                    **kwargs: Any) -> T: ...
+                    on_abandoned_result: Callable[[Any], object] | None = ...
+                    ) -> T: ...
 # (ignore: mypy cannot match a TypeVarTuple overload to an implementation.)
 async def to_thread(func: Callable[..., Any], /, *args: Any,  # type: ignore[misc]
                     abandon_on_cancel: Any = False,

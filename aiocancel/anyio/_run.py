@@ -1,7 +1,7 @@
 """`run_sync`: one call on an aiocancel worker, without installing."""
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar, TypeVarTuple, Unpack
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, TypeVarTuple, Unpack
 
 from .._job import close_abandoned
 from ._compat import require
@@ -10,11 +10,12 @@ from ._registry import backend_class, backend_name
 __all__ = ["run_sync"]
 
 T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
+if TYPE_CHECKING:       # (mypy.stubtest cannot inspect a runtime TypeVarTuple)
+    _Ts = TypeVarTuple("_Ts")
 
 
 # Typed as anyio.to_thread.run_sync: `args` must fit `func` (TypeVarTuple).
-async def run_sync(func: Callable[[Unpack[Ts]], T], /, *args: Unpack[Ts],
+async def run_sync(func: Callable[[Unpack[_Ts]], T], /, *args: Unpack[_Ts],
                    abandon_on_cancel: bool = False, limiter: Any = None,
                    on_abandoned_result: Callable[[Any], object] | None = close_abandoned
                    ) -> T:
