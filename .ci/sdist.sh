@@ -48,6 +48,6 @@ tar -xzf "$SDIST" -C "$WORK"
 AIOCANCEL_TESTHELPER=1 "$WORK/venv/bin/pip" install -q "$REPO/$SDIST[test]"
 
 step "tests from the unpacked sdist: ${*:-the default suite}"
+(cd "$WORK" && "$WORK/venv/bin/python" -m aiocancel --version)
 cd "$WORK/$NAME"
-"$WORK/venv/bin/python" -m aiocancel --version
 "$WORK/venv/bin/python" -m pytest -q "$@"

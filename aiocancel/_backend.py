@@ -45,15 +45,14 @@ if TYPE_CHECKING:
     from . import _waits as waits
     SUPPORTED: bool
 elif HAS_TRAMPOLINE and not FORCED_FALLBACK:
+    # import_module: a missing extension is then a ModuleNotFoundError that
+    # names it (``from . import`` would say "cannot import name").
+    import importlib
     try:
-        from . import _cancel as cancel
-        from . import _files as files
-        from . import _futex as futex
-        from . import _ipc as ipc
-        from . import _sockets as sockets
-        from . import _standin as standin
-        from . import _syscalls as syscalls
-        from . import _waits as waits
+        cancel, files, futex, ipc, sockets, standin, syscalls, waits = (
+            importlib.import_module(f"{__package__}._{name}") for name in (
+                "cancel", "files", "futex", "ipc", "sockets", "standin",
+                "syscalls", "waits"))
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(__package__ + "._"):
             raise

@@ -221,10 +221,11 @@ def _job_end() -> bool:
     return acted
 
 
-def _cancel_job(index: int, generation: int) -> bool:
+def _cancel_job(slot: int, generation: int) -> bool:
     with _lock:
-        slot = _slots.get(index)
-        return _request(slot if slot is not None and slot.generation == generation else None)
+        found = _slots.get(slot)
+        return _request(found if found is not None and found.generation == generation
+                        else None)
 
 
 def _set_transparent(on: bool) -> None:
