@@ -8,7 +8,9 @@
 # generated C or compiled module; unpacks it in a temporary directory;
 # installs the tarball with its test extra into a fresh venv (a compiler is
 # needed: this is the source distribution); runs the tests from the unpacked
-# tree (default: the whole default suite; pass pytest arguments to narrow).
+# tree, its aiocancel/ sources removed so that everything (subprocesses too)
+# imports the installed package (default: the whole default suite; pass
+# pytest arguments to narrow).
 # AIOCANCEL_TESTHELPER=1 makes the build include the test-only _testhelper,
 # which the signal tests need and release builds leave out.
 set -euo pipefail
@@ -50,4 +52,8 @@ AIOCANCEL_TESTHELPER=1 "$WORK/venv/bin/pip" install -q "$REPO/$SDIST[test]"
 step "tests from the unpacked sdist: ${*:-the default suite}"
 (cd "$WORK" && "$WORK/venv/bin/python" -m aiocancel --version)
 cd "$WORK/$NAME"
+# The tests exercise the installed build. The subprocesses many of them start
+# (python -m aiocancel, python -c ...) run from this directory, where the
+# unbuilt aiocancel/ sources would shadow it: remove them.
+rm -rf aiocancel
 "$WORK/venv/bin/python" -m pytest -q "$@"

@@ -85,6 +85,22 @@ retag() {
     echo "$verdict" >&2
     echo "$verdict" | tr '\n' ' ' | grep -q "consistent with the following platform tag: \"manylinux_2_17_${arch}\"" \
         || { echo "auditwheel does not accept $tagged as manylinux_2_17_${arch}" >&2; exit 1; }
+    # Release contents: no test helper, every module stripped.
+    local unpacked=$WORK/unpacked-$arch so
+    rm -rf "$unpacked" && mkdir -p "$unpacked"
+    (cd "$unpacked" && unzip -q "$OUT/$tagged")
+    [ -f "$unpacked/aiocancel/py.typed" ] && [ -f "$unpacked"/aiocancel-*.dist-info/licenses/LICENSE ] \
+        || { echo "$tagged lacks py.typed or LICENSE" >&2; exit 1; }
+    if find "$unpacked" -name '_testhelper*' | grep -q .; then
+        echo "$tagged ships the test helper" >&2; exit 1
+    fi
+    for so in "$unpacked"/aiocancel/*.so; do
+        if readelf -S "$so" | grep -qE '\.(symtab|debug_[a-z]+)'; then
+            echo "$so is not stripped" >&2; exit 1
+        fi
+    done
+    echo "$(ls "$unpacked"/aiocancel/*.so | wc -l) extension modules, stripped," \
+         "$(du -k "$OUT/$tagged" | cut -f1) KiB; no test helper" >&2
     echo "$OUT/$tagged"
 }
 
@@ -130,6 +146,24 @@ test_wheel() {
     (cd "$WORK/t" && PATH="$venv/bin:$NOCC" CC=/bin/false \
         "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_core_*.py)
 }
+
+# ---- old headers: the syscall numbers newer than manylinux2014's ------------
+# A header overlay hides SYS_preadv2, SYS_pwritev2, SYS_epoll_pwait2 and
+# F_OFD_SETLKW (CentOS 7's kernel 3.10 headers lack them); the C core and the
+# module that uses them must still compile (cysrc/aioc_sysnums.h).
+step "old kernel headers: the C core and _files compile without the new syscall numbers"
+OLDHDR=$WORK/oldhdr
+mkdir -p "$OLDHDR/sys"
+printf '#include_next <sys/syscall.h>\n#undef SYS_preadv2\n#undef SYS_pwritev2\n#undef SYS_epoll_pwait2\n' \
+    > "$OLDHDR/sys/syscall.h"
+printf '#include_next <fcntl.h>\n#undef F_OFD_SETLKW\n' > "$OLDHDR/fcntl.h"
+"$TOOLS/bin/cython" -3 -I "$SRC/cysrc" "$SRC/cysrc/aiocancel/_files.pyx" -o "$WORK/_files-old.c"
+for c in "$SRC/cysrc/transparent.c" "$WORK/_files-old.c"; do
+    "$(cc_for x86_64)" -I"$OLDHDR" -I"$SRC/cysrc" \
+        -I"$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+        -c "$c" -o "$WORK/old.o"
+done
+echo "ok"
 
 # ---- x86_64: every CPython >= 3.11 here -------------------------------------
 declare -A SEEN=()
