@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import threading
-import time
 
 # Syscall numbers, to check WHICH call a thread sleeps in.
 _NR = {
@@ -15,61 +13,7 @@ _NR = {
 }
 _MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}.get(
     platform.machine().lower(), platform.machine().lower())
-_numbers: dict[str, int] | None = None
-
-
-def _reported_read_number() -> int | None:
-    """The number /proc/self/task/TID/syscall shows for a thread of this
-    process blocked in read(2) on an empty pipe (None if not seen within
-    10 s). Natively, this machine's; under qemu-user (an aarch64 root on an
-    x86_64 host) the file comes from the host kernel, which sees qemu's own
-    host call: x86_64's read, 0, not aarch64's 63."""
-    r, w = os.pipe()
-    tid: list[int] = []
-    ready = threading.Event()
-
-    def reader() -> None:
-        tid.append(threading.get_native_id())
-        ready.set()
-        os.read(r, 1)
-
-    thread = threading.Thread(target=reader, name="aiocancel-nr-probe", daemon=True)
-    thread.start()
-    try:
-        ready.wait()
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            try:
-                with open(f"/proc/self/task/{tid[0]}/syscall") as f:
-                    fields = f.read().split()
-            except OSError:
-                return None
-            # arg0 is the pipe: that pins down the read (not a futex or a
-            # start-up call of the new thread).
-            if len(fields) > 1 and fields[0].isdigit() and int(fields[1], 16) == r:
-                return int(fields[0])
-            time.sleep(0.001)
-        return None
-    finally:
-        os.write(w, b"x")
-        thread.join()
-        os.close(r)
-        os.close(w)
-
-
-def numbers() -> dict[str, int]:
-    """The syscall numbers /proc shows here (probed once): this machine's,
-    or under qemu-user emulation the host's, whose calls qemu makes for the
-    guest's (a guest read is a host read)."""
-    global _numbers
-    if _numbers is None:
-        seen = _reported_read_number()
-        own = _NR.get(_MACHINE, {})
-        if seen is None or seen == own.get("read"):
-            _numbers = own
-        else:
-            _numbers = next((t for t in _NR.values() if t["read"] == seen), {})
-    return _numbers
+NR: dict[str, int] = _NR.get(_MACHINE, {})
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -78,7 +22,7 @@ def blocked_in(native_id: int, syscall: str, arg0: int | None = None) -> bool:
     """Whether thread `native_id` sleeps in `syscall` (with first argument
     `arg0` if given). False if it is gone, or if this machine's syscall
     numbers are unknown (callers then fall back to `sleeping`)."""
-    nr = numbers().get(syscall)
+    nr = NR.get(syscall)
     if nr is None:
         return sleeping(native_id)
     base = f"/proc/self/task/{native_id}"
