@@ -25,7 +25,8 @@ import time
 from typing import Sequence
 
 # What each platform's CPython lacks compared to Linux's (the parts aiocancel
-# could touch). Windows: no POSIX-only modules at all.
+# could touch). Windows: no POSIX-only modules at all. (os.sched_getaffinity
+# stays: os.process_cpu_count, 3.13, looks it up among os's globals.)
 MISSING_MODULES = {
     "macos": set(),
     "windows": {"fcntl", "termios", "tty", "pty", "resource", "grp", "pwd",
@@ -34,7 +35,7 @@ MISSING_MODULES = {
 MISSING_ATTRS = {
     "macos": {
         select: ["epoll", "EPOLLIN", "EPOLLOUT", "EPOLLET"],
-        os: ["pipe2", "fdatasync", "sched_getaffinity", "preadv", "pwritev",
+        os: ["pipe2", "fdatasync", "preadv", "pwritev",
              "RWF_HIPRI", "memfd_create", "eventfd"],
         signal: ["sigtimedwait", "sigwaitinfo", "SIGRTMIN", "SIGRTMAX"],
         socket: ["SOCK_CLOEXEC", "SOCK_NONBLOCK"],
@@ -44,7 +45,7 @@ MISSING_ATTRS = {
                  "POLLNVAL", "POLLPRI", "kqueue", "devpoll"],
         os: ["register_at_fork", "fork", "pipe2", "fdatasync", "readv",
              "writev", "pread", "pwrite", "preadv", "pwritev", "waitid",
-             "sched_getaffinity", "WNOHANG", "P_PID", "P_ALL", "WEXITED",
+             "WNOHANG", "P_PID", "P_ALL", "WEXITED",
              "getuid", "kill", "killpg", "memfd_create", "eventfd",
              "get_blocking", "set_blocking"],
         signal: ["pthread_sigmask", "pthread_kill", "sigtimedwait",
