@@ -177,6 +177,7 @@ done
 # ---- aarch64: cross-compiled for the arm64 root's CPython, tested inside it --
 if [[ $ARCHS != *" aarch64 "* ]]; then step "wheelhouse"; ls -l "$OUT"; exit 0; fi
 R=$ROOT_ARM64
+[ -f "$REPO/.ci/inroot.sh" ] || { echo "the aarch64 step runs in the root through .ci/inroot.sh (.ci/roots.sh's companion)" >&2; exit 1; }
 [ -x "$R/usr/bin/python3" ] || { echo "no arm64 root at $R (AIOC_ARM64_ROOT; .ci/roots.sh builds it)" >&2; exit 1; }
 RV=$(sed -n 's/^#define PY_VERSION[[:space:]]*"\([0-9]*\.[0-9]*\).*/\1/p' "$R"/usr/include/python3*/patchlevel.h 2>/dev/null | head -1)
 [ -n "$RV" ] || { echo "$R has no Python headers: build the root with python3-dev" >&2; exit 1; }
