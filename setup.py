@@ -2,27 +2,53 @@
 
 Only Linux on x86_64 and aarch64 has a trampoline; elsewhere the package
 installs as pure Python and runs in its fallback mode (aiocancel.SUPPORTED is
-False).
+False, see aiocancel/_fallback.py).
+
+The target is read from ``sysconfig.get_platform()``, not the build machine,
+so that a cross build (``_PYTHON_HOST_PLATFORM=linux-aarch64``, as
+.ci/wheels.sh does) picks the target's trampoline.
+
+Release builds (wheels, plain ``pip install``) carry no debug information
+(``-g0``, linked with ``-s``) and leave out the test-only ``_testhelper``
+module. Editable and in-place builds (``pip install -e .``,
+``setup.py build_ext --inplace``) and builds with ``AIOCANCEL_TESTHELPER=1``
+include it: the test-suite needs it.
 """
-import platform
-import sys
+import os
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+_PLATFORM = sysconfig.get_platform()          # e.g. linux-x86_64, linux-aarch64
 ARCH = {"x86_64": "x86_64", "amd64": "x86_64",
-        "aarch64": "aarch64", "arm64": "aarch64"}.get(platform.machine().lower())
-SUPPORTED = sys.platform.startswith("linux") and ARCH is not None
+        "aarch64": "aarch64", "arm64": "aarch64"}.get(_PLATFORM.rsplit("-", 1)[-1].lower())
+SUPPORTED = _PLATFORM.startswith("linux") and ARCH is not None
+TESTHELPER = "aiocancel._testhelper"
 
 
 class BuildExt(build_ext):
     """build_ext that hands .S files to the C compiler (gcc/clang run cpp and
-    the assembler on them)."""
+    the assembler on them), and keeps the test helper out of release builds."""
+
+    def _dev_build(self) -> bool:
+        return bool(self.inplace or getattr(self, "editable_mode", False)
+                    or os.environ.get("AIOCANCEL_TESTHELPER", "") not in ("", "0"))
 
     def build_extensions(self):
         if ".S" not in self.compiler.src_extensions:
             self.compiler.src_extensions.append(".S")
+        if not self._dev_build():
+            self.extensions = [e for e in self.extensions if e.name != TESTHELPER]
+            for ext in self.extensions:
+                ext.extra_compile_args = [*ext.extra_compile_args, "-g0"]
+                ext.extra_link_args = [*ext.extra_link_args, "-s"]
         super().build_extensions()
+
+    def get_outputs(self):
+        # The dropped helper must not be listed among the wheel's files.
+        return [o for o in super().get_outputs()
+                if self._dev_build() or "_testhelper" not in os.path.basename(o)]
 
 
 # The cancellable-syscall modules, one concept each; _sysbase and _sockbase
@@ -45,7 +71,7 @@ def extensions():
                    f"asm/{ARCH}/syscall_cp.S"], **common),
         *(Extension(f"aiocancel.{name}", [f"cysrc/aiocancel/{name}.pyx"], **common)
           for name in SYSCALL_MODULES),
-        Extension("aiocancel._testhelper", ["cysrc/aiocancel/_testhelper.pyx"], **common),
+        Extension(TESTHELPER, ["cysrc/aiocancel/_testhelper.pyx"], **common),
     ]
     return cythonize(exts, include_path=["cysrc"],
                      compiler_directives={"language_level": 3})

@@ -9,12 +9,13 @@ lost. See README.md.
 from __future__ import annotations
 
 from . import aio, syscalls, transparent
-from ._backend import SUPPORTED
+from ._backend import FALLBACK_REASON, SUPPORTED
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
 from ._loop import get_executor, install, to_thread
 from ._patch import is_patched, patch, unpatch
 from ._stdin import ainput
+from ._version import __version__
 from .executor import Executor
 
 CANCEL_ENABLE: int = _cancel.CANCEL_ENABLE
@@ -29,7 +30,7 @@ testcancel = _cancel.testcancel
 cancel_signal = _cancel.cancel_signal
 
 __all__ = [
-    "SUPPORTED", "Cancelled", "ThreadCancelled",
+    "__version__", "SUPPORTED", "FALLBACK_REASON", "Cancelled", "ThreadCancelled",
     "CANCEL_ENABLE", "CANCEL_DISABLE", "CANCEL_MASKED",
     "setcancelstate", "getcancelstate", "masked", "cancel_thread",
     "testcancel", "cancel_signal", "syscalls", "transparent",

@@ -1,33 +1,58 @@
 """Chooses the implementation: the compiled trampoline core, or the fallback.
 
-The compiled core exists on Linux x86_64 and aarch64. Elsewhere, or with
-``AIOCANCEL_FALLBACK=1`` in the environment (how the test-suite forces it),
-aiocancel runs in fallback mode: ``SUPPORTED`` is False, blocking calls are
-not interrupted, and cancellation acts at the next cancellation point that
-is reached (``testcancel()``, or the start of an aiocancel.syscalls call) or
-when the job returns.
+The compiled core exists on Linux x86_64 and aarch64. Elsewhere (macOS,
+Windows, other architectures), or with ``AIOCANCEL_FALLBACK=1`` in the
+environment (how the test-suite forces it), aiocancel runs in fallback mode:
+``SUPPORTED`` is False, ``FALLBACK_REASON`` says why in one line, blocking
+calls are not interrupted, and cancellation acts at the next cancellation
+point that is reached (``testcancel()``, or the start of an
+aiocancel.syscalls call) or when the job returns.
+
+For type checkers the compiled modules' stubs (``_cancel.pyi`` & co.) are
+the interface; ``_fallback`` provides the same names at run time.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 import sys
+import warnings
+from typing import TYPE_CHECKING
+
+__all__ = ["SUPPORTED", "FALLBACK_REASON", "HAS_TRAMPOLINE", "FORCED_FALLBACK",
+           "cancel", "files", "futex", "ipc", "sockets", "standin", "syscalls",
+           "waits"]
 
 HAS_TRAMPOLINE = sys.platform.startswith("linux") and platform.machine().lower() in (
     "x86_64", "amd64", "aarch64", "arm64")
 FORCED_FALLBACK = os.environ.get("AIOCANCEL_FALLBACK", "") not in ("", "0")
 
-if HAS_TRAMPOLINE and not FORCED_FALLBACK:
+FALLBACK_REASON: str | None
+"""None when the compiled core runs; otherwise one line saying why not and
+what fallback mode means."""
+
+_MEANING = ("blocking calls are not interrupted; a cancel acts at the next "
+            "cancellation point or when the job returns")
+
+if TYPE_CHECKING:
+    from . import _cancel as cancel
+    from . import _files as files
+    from . import _futex as futex
+    from . import _ipc as ipc
+    from . import _sockets as sockets
+    from . import _standin as standin
+    from . import _syscalls as syscalls
+    from . import _waits as waits
+    SUPPORTED: bool
+elif HAS_TRAMPOLINE and not FORCED_FALLBACK:
+    # import_module: a missing extension is then a ModuleNotFoundError that
+    # names it (``from . import`` would say "cannot import name").
+    import importlib
     try:
-        cancel = importlib.import_module(__package__ + "._cancel")
-        syscalls = importlib.import_module(__package__ + "._syscalls")
-        files = importlib.import_module(__package__ + "._files")
-        futex = importlib.import_module(__package__ + "._futex")
-        ipc = importlib.import_module(__package__ + "._ipc")
-        sockets = importlib.import_module(__package__ + "._sockets")
-        waits = importlib.import_module(__package__ + "._waits")
-        standin = importlib.import_module(__package__ + "._standin")
+        cancel, files, futex, ipc, sockets, standin, syscalls, waits = (
+            importlib.import_module(f"{__package__}._{name}") for name in (
+                "cancel", "files", "futex", "ipc", "sockets", "standin",
+                "syscalls", "waits"))
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(__package__ + "._"):
             raise
@@ -36,8 +61,16 @@ if HAS_TRAMPOLINE and not FORCED_FALLBACK:
             "is an unbuilt source tree. Install it (pip install -e .) or set "
             "AIOCANCEL_FALLBACK=1 for the uninterruptible fallback.") from exc
     SUPPORTED = True
+    FALLBACK_REASON = None
 else:
     from . import _fallback as cancel
     from . import _fallback as syscalls
     files = futex = ipc = sockets = standin = waits = syscalls
     SUPPORTED = False
+    if FORCED_FALLBACK:
+        FALLBACK_REASON = f"aiocancel fallback mode (AIOCANCEL_FALLBACK=1): {_MEANING}"
+    else:
+        FALLBACK_REASON = (f"aiocancel fallback mode: no cancellation trampoline "
+                           f"for {sys.platform} on {platform.machine() or 'this CPU'} "
+                           f"(only Linux x86_64 and aarch64): {_MEANING}")
+        warnings.warn(FALLBACK_REASON, RuntimeWarning, stacklevel=2)

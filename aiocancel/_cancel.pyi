@@ -1,6 +1,8 @@
 """Per-thread cancellation state (compiled: cysrc/aiocancel/_cancel.pyx)."""
 from types import TracebackType
 
+from typing_extensions import disjoint_base
+
 CANCEL_ENABLE: int
 CANCEL_DISABLE: int
 CANCEL_MASKED: int
@@ -9,6 +11,7 @@ def cancel_signal() -> int: ...
 def setcancelstate(state: int) -> int: ...
 def getcancelstate() -> int: ...
 
+@disjoint_base
 class masked:
     def __enter__(self) -> masked: ...
     def __exit__(self, exc_type: type[BaseException] | None,

@@ -13,26 +13,54 @@ import _socket
 import _thread
 import errno
 import functools
-import fcntl as _fcntl
 import os
 import select as _select
 import signal
 import socket
+import sys
 import threading
 import time
 import types
-from typing import Any
+from typing import Any, Callable, Literal, NoReturn
 
 from ._errors import Cancelled, ThreadCancelled
+
+# mypy: disable-error-code="no-any-return"
+# (The stdlib callables are bound through _bind, as some are missing on some
+# platforms, so their results are Any here. The typed interface of what this
+# module provides is the compiled modules' stubs: _cancel.pyi, _syscalls.pyi...)
+
+try:
+    import fcntl as _fcntl
+except ImportError:             # Windows
+    _fcntl = None   # type: ignore[assignment]
+
+
+def _unavailable(name: str) -> Callable[..., NoReturn]:
+    """What a call this platform's stdlib lacks becomes (os.preadv on macOS,
+    select.epoll or fcntl on Windows): an OSError(ENOSYS) when called, so
+    that importing aiocancel never fails for it."""
+    def call(*args: object, **kwargs: object) -> NoReturn:
+        raise OSError(errno.ENOSYS, f"{name} is not available on {sys.platform}")
+    call.__name__ = name.rpartition(".")[2]
+    return call
+
+
+def _bind(module: Any, name: str) -> Any:
+    found = getattr(module, name, None) if module is not None else None
+    return found if found is not None else _unavailable(
+        f"{getattr(module, '__name__', 'fcntl')}.{name}")
+
 
 # The stdlib calls this module makes, bound at import: aiocancel.patch() later
 # points the module attributes at stand-ins that call back into this module.
 _std = types.SimpleNamespace(
-    sleep=time.sleep, poll=_select.poll, select=_select.select,
-    epoll=_select.epoll, flock=_fcntl.flock, lockf=_fcntl.lockf,
-    fcntl=_fcntl.fcntl, sigtimedwait=signal.sigtimedwait,
-    sigwaitinfo=signal.sigwaitinfo,
-    **{name: getattr(os, name) for name in (
+    sleep=time.sleep,
+    **{name: _bind(_select, name) for name in ("poll", "select")},
+    epoll=getattr(_select, "epoll", None),
+    **{name: _bind(_fcntl, name) for name in ("flock", "lockf", "fcntl")},
+    **{name: _bind(signal, name) for name in ("sigtimedwait", "sigwaitinfo")},
+    **{name: _bind(os, name) for name in (
         "read", "write", "readv", "writev", "pread", "pwrite", "preadv",
         "pwritev", "waitpid", "waitid", "fsync", "fdatasync")})
 
@@ -96,7 +124,8 @@ def _after_fork_in_child() -> None:
         _slots[me.index] = me
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):           # not on Windows: no fork there
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _register() -> _Slot:
@@ -138,7 +167,7 @@ class masked:
         self._old = setcancelstate(CANCEL_MASKED)
         return self
 
-    def __exit__(self, *exc_info: object) -> bool:
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         setcancelstate(self._old)
         return False
 
@@ -192,10 +221,11 @@ def _job_end() -> bool:
     return acted
 
 
-def _cancel_job(index: int, generation: int) -> bool:
+def _cancel_job(slot: int, generation: int) -> bool:
     with _lock:
-        slot = _slots.get(index)
-        return _request(slot if slot is not None and slot.generation == generation else None)
+        found = _slots.get(slot)
+        return _request(found if found is not None and found.generation == generation
+                        else None)
 
 
 def _set_transparent(on: bool) -> None:
@@ -259,6 +289,12 @@ def _with_sock(obj: Any, method: str, *args: Any) -> Any:
             sock.detach()
 
 
+# accept4's flags where the socket module has no names for them (macOS,
+# Windows): Linux's values, so that the default still means close-on-exec.
+_SOCK_CLOEXEC: int = getattr(socket, "SOCK_CLOEXEC", 0o2000000)
+_SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0o4000)
+
+
 def _nonneg(n: int, what: str) -> None:
     if n < 0:
         raise ValueError(f"negative size in {what}")
@@ -310,11 +346,11 @@ def sendall(sock: Any, data: Any, flags: int = 0) -> None:
     return _with_sock(sock, "sendall", data, flags)
 
 
-def accept(sock: Any, flags: int = socket.SOCK_CLOEXEC) -> tuple[int, Any]:
+def accept(sock: Any, flags: int = _SOCK_CLOEXEC) -> tuple[int, Any]:
     fd, address = _with_sock(sock, "_accept")
-    if flags & socket.SOCK_NONBLOCK:
+    if flags & _SOCK_NONBLOCK:
         os.set_blocking(fd, False)
-    if not flags & socket.SOCK_CLOEXEC:
+    if not flags & _SOCK_CLOEXEC:
         os.set_inheritable(fd, True)
     return fd, address
 
@@ -429,7 +465,7 @@ def recvfrom_into(sock: Any, buffer: Any, nbytes: int = 0,
 
 
 def recvmsg(sock: Any, bufsize: int, ancbufsize: int = 0,
-            flags: int = 0) -> tuple[bytes, list, int, Any]:
+            flags: int = 0) -> tuple[bytes, list[Any], int, Any]:
     return _with_sock(sock, "recvmsg", bufsize, ancbufsize, flags)
 
 
@@ -447,7 +483,7 @@ def sendmsg(sock: Any, buffers: Any, ancdata: Any = (), flags: int = 0,
 # ---- waits (aiocancel._waits) ------------------------------------------------
 
 def select(rlist: Any, wlist: Any, xlist: Any,
-           timeout: float | None = None) -> tuple[list, list, list]:
+           timeout: float | None = None) -> tuple[list[Any], list[Any], list[Any]]:
     testcancel()
     return _std.select(rlist, wlist, xlist, timeout)
 
@@ -455,6 +491,8 @@ def select(rlist: Any, wlist: Any, xlist: Any,
 def epoll_wait(epfd: Any, timeout: float | None = None,
                maxevents: int = -1) -> list[tuple[int, int]]:
     testcancel()
+    if _std.epoll is None:
+        _unavailable("select.epoll")()
     if isinstance(epfd, _std.epoll):
         return epfd.poll(timeout, maxevents)
     # A duplicate fd names the same epoll instance; closing it leaves epfd.
@@ -527,10 +565,8 @@ def _futex_call(buffer: Any, offset: int, private: bool, op: int, value: int,
         raise ValueError("the futex word must be 4-byte aligned")
     ts = None
     if timeout is not None:
-        class timespec(ctypes.Structure):
-            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-        secs = max(float(timeout), 0.0)
-        ts = timespec(int(secs), int((secs % 1) * 1e9))
+        secs = max(float(timeout), 0.0)       # struct timespec: two longs
+        ts = (ctypes.c_long * 2)(int(secs), int((secs % 1) * 1e9))
     libc = _libc()
     r = libc.syscall(ctypes.c_long(nr), ctypes.c_void_p(addr),
                      ctypes.c_int(op | (128 if private else 0)),
@@ -583,7 +619,8 @@ def msgsnd(msqid: int, mtype: int, data: Any, flags: int = 0) -> None:
     payload = bytes(memoryview(data))
     msg = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + len(payload))
     ctypes.c_long.from_buffer(msg).value = mtype
-    msg[ctypes.sizeof(ctypes.c_long):] = payload
+    ctypes.memmove(ctypes.addressof(msg) + ctypes.sizeof(ctypes.c_long), payload,
+                   len(payload))
     if _libc().msgsnd(msqid, msg, ctypes.c_size_t(len(payload)), flags) != 0:
         raise _libc_error()
 
@@ -627,4 +664,5 @@ class StandIn:
         return self if obj is None else types.MethodType(self, obj)
 
     def __reduce__(self) -> str:
-        return self.__qualname__
+        qualname: str = getattr(self, "__qualname__")    # set by update_wrapper
+        return qualname

@@ -2,12 +2,16 @@
 from types import TracebackType
 
 from _typeshed import WriteableBuffer
+from typing_extensions import disjoint_base
+
+NEGATIVE_TIMEOUT: str
 
 def futex_wait(buffer: WriteableBuffer, expected: int, timeout: float | None = ..., *,
                offset: int = ..., private: bool = ...) -> bool: ...
 def futex_wake(buffer: WriteableBuffer, n: int = ..., *, offset: int = ...,
                private: bool = ...) -> int: ...
 
+@disjoint_base
 class Waiter:
     def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
     def release(self) -> None: ...

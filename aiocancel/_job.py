@@ -51,10 +51,12 @@ class Job:
     # job could queue behind the very worker that waits for it.
     handoff_finish: ClassVar[bool] = True
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        # Any: cleared to None once the job ran (not to keep them alive).
+        self.fn: Any = fn
+        self.args: Any = args
+        self.kwargs: Any = kwargs
         self.state = QUEUED
         self.cancel_requested = False
         self.result: Any = None

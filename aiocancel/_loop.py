@@ -11,7 +11,7 @@ import contextvars
 import os
 import threading
 import weakref
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ParamSpec, TypeVar, TypeVarTuple, Unpack, overload
 
 from ._job import DONE, Job, close_abandoned
 from .executor import Executor
@@ -19,6 +19,9 @@ from .executor import Executor
 __all__ = ["to_thread", "install", "get_executor"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+if TYPE_CHECKING:       # (mypy.stubtest cannot inspect a runtime TypeVarTuple)
+    _Ts = TypeVarTuple("_Ts")
 
 # Loops whose default executor is not readable (uvloop keeps it in a C field).
 _installed: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Executor]" = (
@@ -36,7 +39,8 @@ def _forget_module_pool() -> None:
     _module_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_module_pool)
+if hasattr(os, "register_at_fork"):       # not on Windows: no fork there
+    os.register_at_fork(after_in_child=_forget_module_pool)
 
 
 def _module_executor() -> Executor:
@@ -102,7 +106,7 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
         _patch_stdlib()
     if loop is None:
         loop = asyncio.get_running_loop()
-    previous = getattr(loop, "_default_executor", _MISSING)
+    previous: Any = getattr(loop, "_default_executor", _MISSING)
     if previous is _MISSING:
         previous = _installed.get(loop)
     if executor is None:
@@ -128,7 +132,8 @@ class _LoopJob(Job):
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  on_abandoned: Callable[[Any], object] | None,
-                 fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+                 fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
         Job.__init__(self, fn, args, kwargs)
         self.loop = loop
         self.waiter = loop.create_future()
@@ -213,7 +218,7 @@ def _keep_pending(loop: asyncio.AbstractEventLoop,
                        cancelled.args[0] if cancelled.args else None)
 
 
-def _rearm(task: asyncio.Task, count: int, msg: Any) -> None:
+def _rearm(task: asyncio.Task[Any], count: int, msg: Any) -> None:
     """Re-arm a cancellation that a job's result overtook.
 
     Run with call_soon rather than from the coroutine: on 3.11/3.12
@@ -228,10 +233,23 @@ def _rearm(task: asyncio.Task, count: int, msg: Any) -> None:
         task.cancel(msg)
 
 
-async def to_thread(func: Callable[..., T], /, *args: Any,
-                    abandon_on_cancel: bool = False,
-                    on_abandoned_result: Callable[[Any], object] | None = close_abandoned,
-                    **kwargs: Any) -> T:
+# Typed as asyncio.to_thread (ParamSpec: the arguments must fit `func`).
+# A ParamSpec admits no keyword-only parameters of its own, so calls that
+# pass abandon_on_cancel / on_abandoned_result are typed by the second
+# overload, as anyio's run_sync: `func`'s positional parameters against
+# `args` (TypeVarTuple); keyword arguments for `func` then need a partial.
+@overload
+async def to_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+@overload
+async def to_thread(func: Callable[[Unpack[_Ts]], T], /, *args: Unpack[_Ts],
+                    abandon_on_cancel: bool = ...,
+                    on_abandoned_result: Callable[[Any], object] | None = ...
+                    ) -> T: ...
+# (ignore: mypy cannot match a TypeVarTuple overload to an implementation.)
+async def to_thread(func: Callable[..., Any], /, *args: Any,  # type: ignore[misc]
+                    abandon_on_cancel: Any = False,
+                    on_abandoned_result: Any = close_abandoned,
+                    **kwargs: Any) -> Any:
     """Run ``func(*args, **kwargs)`` on a cancellable worker and await it.
 
     Same signature and contextvars behaviour as ``asyncio.to_thread`` (the

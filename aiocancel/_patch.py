@@ -53,7 +53,6 @@ from __future__ import annotations
 import _thread
 import builtins
 import errno
-import fcntl
 import functools
 import math
 import operator
@@ -73,13 +72,22 @@ from ._backend import cancel as _cancel
 from ._backend import standin as _standin
 from ._errors import Cancelled, ThreadCancelled
 
+try:
+    import fcntl
+except ImportError:             # Windows: nothing of fcntl's to patch
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["patch", "unpatch", "is_patched"]
 
 _cp_mode = _cancel._cp_mode
 _LIVE, _CANCELLED = 1, 2
 
-_select_poll = select.poll
-_select_epoll = select.epoll
+# None where the platform has no such call (epoll: macOS; poll: Windows):
+# patch() then leaves that name alone.
+_select_poll = getattr(select, "poll", None)
+_select_epoll = getattr(select, "epoll", None)
+_POLL_DEFAULT = (getattr(select, "POLLIN", 1) | getattr(select, "POLLPRI", 2)
+                 | getattr(select, "POLLOUT", 4))
 
 
 def _live() -> bool:
@@ -110,7 +118,8 @@ def _connect_ex(original: Callable[..., Any]) -> Callable[..., Any]:
     still raises, so that it is not mistaken for a refused connection."""
     def connect_ex(self: socket.socket, address: Any) -> int:
         if not _live():
-            return original(self, address)
+            result: int = original(self, address)
+            return result
         try:
             _sc.connect(self, address)
         except (Cancelled, ThreadCancelled, socket.gaierror):
@@ -165,6 +174,9 @@ class _Poll:
     type, only ``select.poll()`` creates them."""
 
     __slots__ = ("_poll", "_events", "_busy")
+    _poll: Any                          # a select.poll object
+    _events: dict[int, int]
+    _busy: _thread.LockType
 
     def __new__(cls, *args: Any, **kwargs: Any) -> "_Poll":
         raise TypeError(f"cannot create '{cls.__module__}.{cls.__name__}' instances")
@@ -172,13 +184,13 @@ class _Poll:
     @classmethod
     def _create(cls) -> "_Poll":
         obj = object.__new__(cls)
+        assert _select_poll is not None     # patch() skips poll where absent
         obj._poll = _select_poll()
         obj._events = {}
         obj._busy = _thread.allocate_lock()
         return obj
 
-    def register(self, fd: Any, eventmask: int = select.POLLIN | select.POLLPRI
-                 | select.POLLOUT) -> None:
+    def register(self, fd: Any, eventmask: int = _POLL_DEFAULT) -> None:
         self._poll.register(fd, eventmask)
         self._events[fd if isinstance(fd, int) else fd.fileno()] = eventmask
 
@@ -196,7 +208,8 @@ class _Poll:
             raise RuntimeError("concurrent poll() invocation")
         try:
             if not _live():
-                return self._poll.poll(timeout)
+                ready: list[tuple[int, int]] = self._poll.poll(timeout)
+                return ready
             return _sc.poll(list(self._events.items()), _poll_seconds(timeout))
         finally:
             self._busy.release()
@@ -209,11 +222,15 @@ class _Epoll:
 
     __slots__ = ("_epoll", "__weakref__")
 
+    _epoll: Any                         # a select.epoll object
+
     def __init__(self, sizehint: int = -1, flags: int = 0) -> None:
+        assert _select_epoll is not None    # patch() skips epoll where absent
         self._epoll = _select_epoll(sizehint, flags)
 
     @classmethod
     def fromfd(cls, fd: int) -> "_Epoll":
+        assert _select_epoll is not None
         obj = cls.__new__(cls)
         obj._epoll = _select_epoll.fromfd(fd)
         return obj
@@ -225,7 +242,8 @@ class _Epoll:
 
     def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
         if not _live():
-            return self._epoll.poll(timeout, maxevents)
+            ready: list[tuple[int, int]] = self._epoll.poll(timeout, maxevents)
+            return ready
         return _sc.epoll_wait(self._epoll, timeout, maxevents)
 
     def __enter__(self) -> "_Epoll":
@@ -244,39 +262,49 @@ def _new_poll() -> _Poll:
 
 
 # Named as the stdlib's: they stand in for select.poll and select.epoll.
-functools.update_wrapper(_new_poll, _select_poll)
+if _select_poll is not None:
+    functools.update_wrapper(_new_poll, _select_poll)
 _Poll.__name__ = _Poll.__qualname__ = "poll"
 _Epoll.__name__ = _Epoll.__qualname__ = "epoll"
 _Poll.__module__ = _Epoll.__module__ = "select"
 
 
-def _input(original: Callable[..., Any]) -> Callable[..., Any]:
+def _input(original: Callable[..., Any]) -> Any:
     from ._stdin import worker_input
     return _divert(original, worker_input)
 
 
-def _socket_methods() -> list[tuple[Any, str, Callable[[Any], Any]]]:
+_Target = tuple[Any, str, Callable[[Any], Any]]
+
+
+def _same(name: str) -> Callable[[Any], Any]:
+    """Makes the stand-in for an original named as its aiocancel.syscalls
+    counterpart."""
+    return lambda orig: _divert(orig, getattr(_sc, name))
+
+
+def _for_cleanup(name: str) -> Callable[[Any], Any]:
+    return lambda orig: _divert_for_cleanup(orig, getattr(_sc, name))
+
+
+def _socket_methods() -> list[_Target]:
     names = ["recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg",
              "send", "sendall", "sendto", "sendmsg", "connect"]
-    out = [(socket.socket, name, lambda orig, n=name: _divert(orig, getattr(_sc, n)))
-           for name in names]
+    out: list[_Target] = [(socket.socket, name, _same(name)) for name in names]
     out.append((socket.socket, "_accept", lambda orig: _divert(orig, _sc.accept)))
     out.append((socket.socket, "connect_ex", _connect_ex))
     return out
 
 
-def _targets() -> list[tuple[Any, str, Callable[[Any], Any]]]:
+def _targets() -> list[_Target]:
     """(owner, attribute, make-stand-in-from-original) for everything patched."""
-    def same(name: str) -> Callable[[Any], Any]:
-        return lambda orig: _divert(orig, getattr(_sc, name))
-
-    out: list[tuple[Any, str, Callable[[Any], Any]]] = [(time, "sleep", same("sleep"))]
+    same = _same
+    out: list[_Target] = [(time, "sleep", same("sleep"))]
     out += _socket_methods()
     out += [(os, name, same(name)) for name in (
         "read", "write", "readv", "writev", "pread", "pwrite", "preadv",
         "pwritev")]
-    out += [(os, name, lambda orig, n=name: _divert_for_cleanup(orig, getattr(_sc, n)))
-            for name in ("waitpid", "waitid", "fsync", "fdatasync")]
+    out += [(os, name, _for_cleanup(name)) for name in ("waitpid", "waitid", "fsync", "fdatasync")]
     out += [
         (select, "select", same("select")),
         (select, "poll", lambda orig: _new_poll),
@@ -310,6 +338,8 @@ def patch() -> None:
         if _saved:
             return
         for owner, name, make in _targets():
+            if owner is None or not hasattr(owner, name):
+                continue                # not on this platform
             original = owner.__dict__.get(name, _ABSENT)
             current = getattr(owner, name)
             stand_in = make(current)

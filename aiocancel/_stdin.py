@@ -19,10 +19,14 @@ from __future__ import annotations
 import locale
 import os
 import sys
-import termios
 
 from . import syscalls as _sc
 from ._backend import futex as _futex
+
+try:
+    import termios
+except ImportError:             # Windows: no terminal modes to ask about
+    termios = None  # type: ignore[assignment]
 
 __all__ = ["ainput", "worker_input"]
 
@@ -34,6 +38,8 @@ _partial: dict[int, bytearray] = {}
 def _line_at_a_time(fd: int) -> bool:
     """Whether one read(2) on fd returns at most one line (a terminal in
     canonical mode)."""
+    if termios is None:
+        return False
     try:
         return bool(termios.tcgetattr(fd)[3] & termios.ICANON)
     except termios.error:

@@ -49,7 +49,8 @@ def stream(pos: int, n: int) -> bytes:
 
 def pending(fd: int) -> int:
     """Bytes queued in a pipe or socket (FIONREAD)."""
-    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    count: int = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    return count
 
 
 class Violation(Exception):
@@ -225,7 +226,7 @@ class Accept(Scenario):
         checks = 0
         while True:
             try:
-                fd, _ = self.listener._accept()
+                fd, _ = self.listener._accept()  # type: ignore[attr-defined]  # the fd, no socket object
             except BlockingIOError:
                 break
             checks += check(self.after(None, (fd, None)) == self.accepted,
@@ -314,7 +315,7 @@ class Waitpid(Scenario):
         self.spawned = self.reaped = 0
         self.cat = "/bin/cat" if os.path.exists("/bin/cat") else "/usr/bin/cat"
 
-    def prepare(self, rng: Any) -> list:
+    def prepare(self, rng: Any) -> list[Any]:
         r, w = os.pipe()
         try:
             pid = os.posix_spawn(self.cat, ["cat"], {}, file_actions=[
@@ -325,15 +326,15 @@ class Waitpid(Scenario):
         self.spawned += 1
         return [pid, w]           # w: the child's stdin; closing it ends it
 
-    def op(self, arg: list) -> tuple[int, int]:
+    def op(self, arg: list[Any]) -> tuple[int, int]:
         return syscalls.waitpid(arg[0], 0)
 
-    def produce(self, arg: list, rng: Any) -> None:
+    def produce(self, arg: list[Any], rng: Any) -> None:
         if arg[1] >= 0:
             os.close(arg[1])
             arg[1] = -1
 
-    def account(self, arg: list, cancelled: bool, value: Any,
+    def account(self, arg: list[Any], cancelled: bool, value: Any,
                 elapsed: float) -> int:
         pid = arg[0]
         checks = 0

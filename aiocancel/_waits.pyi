@@ -5,6 +5,8 @@ from typing import Any, Iterable
 
 from ._syscalls import _FD
 
+INT_OVERFLOW: str
+
 def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
            timeout: float | None = ...) -> tuple[list[Any], list[Any], list[Any]]: ...
 def epoll_wait(epfd: _FD, timeout: float | None = ..., maxevents: int = ...) -> list[tuple[int, int]]: ...

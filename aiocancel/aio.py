@@ -78,8 +78,13 @@ async def sendall(sock: SocketLike, data: Any, flags: int = 0) -> None:
     return await to_thread(syscalls.sendall, sock, data, flags)
 
 
+# accept4's default flag; Linux's value where the socket module has no name
+# for it (fallback mode on macOS, Windows), so the default keeps its meaning.
+_SOCK_CLOEXEC: int = getattr(socket, "SOCK_CLOEXEC", 0o2000000)
+
+
 async def accept(sock: SocketLike,
-                 flags: int = socket.SOCK_CLOEXEC) -> tuple[int, Any]:
+                 flags: int = _SOCK_CLOEXEC) -> tuple[int, Any]:
     """Accept a connection; return ``(fd, address)`` as
     `aiocancel.syscalls.accept` does (wrap it with ``socket.socket(fileno=fd)``).
     A connection the kernel accepted is always returned, even if the task
@@ -188,7 +193,7 @@ async def recvfrom_into(sock: SocketLike, buffer: Any, nbytes: int = 0,
 
 
 async def recvmsg(sock: SocketLike, bufsize: int, ancbufsize: int = 0,
-                  flags: int = 0) -> tuple[bytes, list, int, Any]:
+                  flags: int = 0) -> tuple[bytes, list[tuple[int, int, bytes]], int, Any]:
     """``socket.recvmsg``; fds passed with the message are never lost."""
     return await to_thread(syscalls.recvmsg, sock, bufsize, ancbufsize, flags)
 
@@ -205,7 +210,7 @@ async def sendmsg(sock: SocketLike, buffers: Any, ancdata: Any = (), flags: int 
 
 
 async def select(rlist: Any, wlist: Any, xlist: Any,
-                 timeout: float | None = None) -> tuple[list, list, list]:
+                 timeout: float | None = None) -> tuple[list[Any], list[Any], list[Any]]:
     """``select.select`` in a worker."""
     return await to_thread(syscalls.select, rlist, wlist, xlist, timeout)
 

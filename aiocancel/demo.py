@@ -29,7 +29,7 @@ FALLBACK_DELAY = 0.2    # seconds before the fallback demo supplies the input
 
 
 async def _block_then_cancel(start: Callable[..., Any], call: Callable[..., Any],
-                             args: tuple, syscall: str, fd: int,
+                             args: tuple[Any, ...], syscall: str, fd: int,
                              unblock: Callable[[], object]
                              ) -> tuple[float, Any, threading.Event]:
     """Run ``call(*args)`` through `start`, wait until its worker sleeps in

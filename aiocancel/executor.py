@@ -9,7 +9,7 @@ from concurrent.futures import _base
 from concurrent.futures import thread as _thread
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool, ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, ParamSpec, TypeVar
 
 from . import transparent as _transparent
 from ._backend import cancel as _cancel
@@ -18,9 +18,10 @@ from ._job import Job
 __all__ = ["Executor", "JobFuture"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
-class JobFuture(Future):
+class JobFuture(Future[Any]):
     """The future of an `Executor` job.
 
     `cancel()` also works while the job runs: it sends the cancel request to
@@ -48,15 +49,15 @@ class JobFuture(Future):
             for waiter in self._waiters:
                 waiter.add_cancelled(self)
             self._condition.notify_all()
-        self._invoke_callbacks()
+        self._invoke_callbacks()  # type: ignore[attr-defined]  # Future's private
 
 
 class _FutureJob(Job):
     __slots__ = ("future",)
     handoff_finish = False     # set_result runs the future's done-callbacks
 
-    def __init__(self, future: JobFuture, fn: Callable[..., Any], args: tuple,
-                 kwargs: dict) -> None:
+    def __init__(self, future: JobFuture, fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
         super().__init__(fn, args, kwargs)
         self.future = future
         future._job = self
@@ -113,9 +114,9 @@ class _IdleCount:
             return self._n >= 0
 
 
-def _work(executor_ref: "weakref.ref[Executor]", work_queue: queue.SimpleQueue,
+def _work(executor_ref: "weakref.ref[Executor]", work_queue: queue.SimpleQueue[Any],
           idle: _IdleCount, initializer: Callable[..., object] | None,
-          initargs: tuple) -> None:
+          initargs: tuple[Any, ...]) -> None:
     """A worker's loop: concurrent.futures' own, except that the worker
     counts itself idle (releases `idle`) as soon as its job's outcome exists,
     before the job wakes whoever waits for it (`Executor._job_ending`): a
@@ -178,7 +179,7 @@ class Executor(ThreadPoolExecutor):
     def __init__(self, max_workers: int | None = None,
                  thread_name_prefix: str = "",
                  initializer: Callable[..., object] | None = None,
-                 initargs: tuple = (), *, transparent: bool = False) -> None:
+                 initargs: tuple[Any, ...] = (), *, transparent: bool = False) -> None:
         if max_workers is not None and not isinstance(max_workers, int):
             # ThreadPoolExecutor takes floats; NaN then starts no worker and
             # every job waits forever.
@@ -190,13 +191,14 @@ class Executor(ThreadPoolExecutor):
         super().__init__(max_workers, thread_name_prefix or "aiocancel",
                          initializer, initargs)
         self._job_init = (initializer, initargs)
-        self._idle_semaphore = _IdleCount()
+        # typeshed: a Semaphore; ours counts idle workers the same way.
+        self._idle_semaphore = _IdleCount()  # type: ignore[assignment]
         # Set by shutdown(cancel_futures=True); Job.run checks it after
         # RUNNING, which reaches jobs dequeued before the shutdown.
         self._cancel_running = False
 
-    def submit(self, fn: Callable[..., T], /, *args: Any,
-               **kwargs: Any) -> "Future[T]":
+    def submit(self, fn: Callable[P, T], /, *args: P.args,
+               **kwargs: P.kwargs) -> "Future[T]":
         """Schedule ``fn(*args, **kwargs)``; return a `JobFuture`."""
         future = JobFuture()
         self.submit_job(_FutureJob(future, fn, args, kwargs))
@@ -215,7 +217,8 @@ class Executor(ThreadPoolExecutor):
                 raise RuntimeError("cannot schedule new futures after "
                                    "interpreter shutdown")
             job.pool = self
-            self._work_queue.put(job)
+            # typeshed types the queue's items as _WorkItem; ours hold Jobs.
+            self._work_queue.put(job)  # type: ignore[arg-type]
             self._adjust_thread_count()
 
     def _job_ending(self) -> bool:
@@ -230,7 +233,7 @@ class Executor(ThreadPoolExecutor):
         if self._idle_semaphore.acquire(timeout=0):
             return
 
-        def weakref_cb(_: object, q: queue.SimpleQueue = self._work_queue) -> None:
+        def weakref_cb(_: object, q: queue.SimpleQueue[Any] = self._work_queue) -> None:
             q.put(None)
 
         num_threads = len(self._threads)
@@ -242,9 +245,9 @@ class Executor(ThreadPoolExecutor):
                       self._idle_semaphore, initializer, initargs))
             self._idle_semaphore.release()     # counts the new thread
             t.start()
-            self._threads.add(t)
+            self._threads.add(t)  # type: ignore[attr-defined]  # a set at run time
             # concurrent.futures joins these at interpreter exit.
-            _thread._threads_queues[t] = self._work_queue
+            _thread._threads_queues[t] = self._work_queue  # type: ignore[index]
 
     def _drain(self, exc: BaseException | None) -> None:
         # Called with _shutdown_lock held: no submit can interleave.
@@ -253,7 +256,7 @@ class Executor(ThreadPoolExecutor):
                 job = self._work_queue.get_nowait()
             except queue.Empty:
                 return
-            if job is not None:
+            if isinstance(job, Job):
                 self._idle_semaphore.release()   # dequeued, not by a worker
                 job.pool = None        # not run by a worker: no idle count
                 if exc is None:
@@ -264,7 +267,7 @@ class Executor(ThreadPoolExecutor):
 
     def _initializer_failed(self) -> None:
         with self._shutdown_lock:
-            self._broken = ("A thread initializer failed, the thread pool is "
+            self._broken = ("A thread initializer failed, the thread pool is "  # type: ignore[assignment]
                             "not usable anymore")
             self._drain(BrokenThreadPool(self._broken))
 
@@ -283,7 +286,7 @@ class Executor(ThreadPoolExecutor):
                     # and its futex wait just restarts.
                     if thread.ident is not None:
                         _cancel.cancel_thread(thread.ident)
-            self._work_queue.put(None)
+            self._work_queue.put(None)  # type: ignore[arg-type]  # the stop marker
         if wait:
             for thread in list(self._threads):
                 thread.join()

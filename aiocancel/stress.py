@@ -157,7 +157,7 @@ class _Pair:
     """One scenario's worker and driver threads, and their bookkeeping."""
 
     def __init__(self, scenario: sc.Scenario, seed: int, budget: _Budget,
-                 ended: list, index: int, messages: list[str]) -> None:
+                 ended: list[Any], index: int, messages: list[str]) -> None:
         self.s = scenario
         self.seed = seed
         self.budget = budget
@@ -165,8 +165,8 @@ class _Pair:
         self.index = index
         self.messages = messages
         self.counts = Counts()
-        self.to_worker: queue.SimpleQueue = queue.SimpleQueue()
-        self.to_driver: queue.SimpleQueue = queue.SimpleQueue()
+        self.to_worker: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.to_driver: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.worker = threading.Thread(target=self._worker, daemon=True,
                                        name=f"stress-{scenario.name}-worker")
         self.driver = threading.Thread(target=self._driver, daemon=True,
@@ -214,16 +214,18 @@ class _Pair:
         if len(self.messages) < MAX_RECORDED:
             self.messages.append(f"{self.s.name}: {text}")
 
-    def _outcome(self, arg: Any) -> tuple | None:
+    def _outcome(self, arg: Any) -> tuple[Any, ...] | None:
         try:
-            return self.to_driver.get(timeout=HANG_TIMEOUT)
+            outcome: tuple[Any, ...] = self.to_driver.get(timeout=HANG_TIMEOUT)
+            return outcome
         except queue.Empty:
             pass
         self._violation(f"a job was still running {HANG_TIMEOUT:.0f} s after "
                         "its plan (a request or a result was lost)")
         try:
             self.s.rescue(arg)
-            return self.to_driver.get(timeout=HANG_TIMEOUT)
+            rescued: tuple[Any, ...] = self.to_driver.get(timeout=HANG_TIMEOUT)
+            return rescued
         except (queue.Empty, Exception):  # noqa: BLE001
             self.budget.aborted = True
             return None
@@ -281,7 +283,7 @@ class _Pair:
         finally:
             self.to_worker.put(_STOP)
 
-    def _judge(self, arg: Any, outcome: tuple, requested: bool) -> None:
+    def _judge(self, arg: Any, outcome: tuple[Any, ...], requested: bool) -> None:
         s, c = self.s, self.counts
         result, exc, acted, elapsed = outcome
         c.iterations += 1
@@ -373,7 +375,7 @@ def run(iterations: int | None = None, seconds: float | None = None,
     for s in scenarios:
         s.setup()
     budget = _Budget(iterations, seconds)
-    ended: list = [None] * len(scenarios)
+    ended: list[Any] = [None] * len(scenarios)
     pairs = [_Pair(s, seed + i, budget, ended, i, report.messages)
              for i, s in enumerate(scenarios)]
     t0 = time.monotonic()
@@ -461,7 +463,7 @@ def _child_args(args: argparse.Namespace, share: int | None, seed: int) -> list[
     return out
 
 
-def _from_json(data: dict) -> Report:
+def _from_json(data: dict[str, Any]) -> Report:
     report = Report(seed=data["seed"], seconds=data["seconds"],
                     totals=data["totals"], messages=data["messages"],
                     core=data["core"], fds=tuple(data["fds"]),

@@ -41,7 +41,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include "aioc_sysnums.h"
 #include <time.h>
 #include <unistd.h>
 

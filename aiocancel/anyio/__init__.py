@@ -17,12 +17,16 @@ layout; other versions raise `UnsupportedAnyioError`).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._compat import SUPPORTED_ANYIO, SUPPORTED_TRIO, UnsupportedAnyioError
 from ._pool import get_executor
 from ._registry import install, uninstall
 from ._run import run_sync
+
+if TYPE_CHECKING:       # at run time: imported on first use, see __getattr__
+    from ._asyncio import AsyncIOBackend
+    from ._trio import TrioBackend
 
 __all__ = ["install", "uninstall", "run_sync", "get_executor",
            "AsyncIOBackend", "TrioBackend",

@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 class _AsyncioJob(AnyioJob):
     __slots__ = ("loop", "waiter")
+    loop: asyncio.AbstractEventLoop
+    waiter: asyncio.Future[None]
 
     def _to_loop(self, callback: Callable[[], None]) -> None:
         self.loop.call_soon_threadsafe(callback)
@@ -39,7 +41,7 @@ class _AsyncioJob(AnyioJob):
 
 
 def _call(backend: type, loop: asyncio.AbstractEventLoop, scope: Any,
-          context: Context, func: Callable[..., T], args: tuple) -> T:
+          context: Context, func: Callable[..., T], args: tuple[Any, ...]) -> T:
     # What anyio's own WorkerThread sets up: the token that from_thread.run /
     # run_sync use to reach the loop, and the scope that check_cancelled and
     # from_thread.run's tasks hang below.
@@ -62,7 +64,7 @@ def _keep_pending(backend: Any, cancelled: asyncio.CancelledError) -> None:
                                   cancelled.args[0] if cancelled.args else None)
 
 
-async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple,
+async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple[Any, ...],
                         abandon_on_cancel: bool, limiter: Any,
                         on_abandoned: Callable[[Any], object] | None) -> T:
     """`run_sync_in_worker_thread` for `backend` (an asyncio backend class);
@@ -100,13 +102,14 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple,
                         pass
     if cancelled is not None:
         if job.ended_cancelled():
-            exc, job.exc = job.exc, None
-            raise cancelled from exc
+            cause, job.exc = job.exc, None
+            raise cancelled from cause
         _keep_pending(backend, cancelled)
-    return job.take()
+    result: T = job.take()
+    return result
 
 
-class AsyncIOBackend(WorkerBackend, _anyio_asyncio.backend_class):  # type: ignore[misc, valid-type]
+class AsyncIOBackend(WorkerBackend, _anyio_asyncio.backend_class):  # type: ignore[misc, valid-type, unused-ignore]
     """anyio's asyncio backend (asyncio and uvloop loops) with aiocancel
     worker threads (see `WorkerBackend`)."""
 

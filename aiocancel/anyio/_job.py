@@ -45,7 +45,7 @@ class AnyioJob(Job):
     __slots__ = ("limiter", "abandoned", "delivered", "on_abandoned")
     loop_gone: tuple[type[BaseException], ...] = (RuntimeError,)
 
-    def __init__(self, call: Callable[..., Any], args: tuple, limiter: Any,
+    def __init__(self, call: Callable[..., Any], args: tuple[Any, ...], limiter: Any,
                  on_abandoned: Callable[[Any], object] | None) -> None:
         super().__init__(call, args, {})
         self.limiter = limiter
@@ -115,15 +115,17 @@ class WorkerBackend:
     run_in_worker: ClassVar[Callable[..., Awaitable[Any]]]
 
     @classmethod
-    async def run_sync_in_worker_thread(cls, func: Callable[..., T], args: tuple,
+    async def run_sync_in_worker_thread(cls, func: Callable[..., T], args: tuple[Any, ...],
                                         abandon_on_cancel: bool = False,
                                         limiter: Any = None) -> T:
-        return await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter, None)
+        result: T = await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter, None)
+        return result
 
     @classmethod
-    async def aiocancel_run_sync(cls, func: Callable[..., T], args: tuple,
+    async def aiocancel_run_sync(cls, func: Callable[..., T], args: tuple[Any, ...],
                                  abandon_on_cancel: bool, limiter: Any,
                                  on_abandoned: Callable[[Any], object] | None) -> T:
         """`aiocancel.anyio.run_sync` on this backend."""
-        return await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter,
-                                       on_abandoned)
+        result: T = await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter,
+                                            on_abandoned)
+        return result

@@ -20,7 +20,7 @@ _lock = threading.Lock()
 _replaced: dict[str, Any] = {}
 
 
-def backend_class(name: str) -> type:
+def backend_class(name: str) -> Any:
     """aiocancel's backend class for anyio backend `name` ("asyncio" or
     "trio"); ImportError if that backend cannot be used."""
     try:

@@ -1,7 +1,7 @@
 """`run_sync`: one call on an aiocancel worker, without installing."""
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, TypeVarTuple, Unpack
 
 from .._job import close_abandoned
 from ._compat import require
@@ -10,9 +10,12 @@ from ._registry import backend_class, backend_name
 __all__ = ["run_sync"]
 
 T = TypeVar("T")
+if TYPE_CHECKING:       # (mypy.stubtest cannot inspect a runtime TypeVarTuple)
+    _Ts = TypeVarTuple("_Ts")
 
 
-async def run_sync(func: Callable[..., T], /, *args: Any,
+# Typed as anyio.to_thread.run_sync: `args` must fit `func` (TypeVarTuple).
+async def run_sync(func: Callable[[Unpack[_Ts]], T], /, *args: Unpack[_Ts],
                    abandon_on_cancel: bool = False, limiter: Any = None,
                    on_abandoned_result: Callable[[Any], object] | None = close_abandoned
                    ) -> T:
@@ -46,5 +49,6 @@ async def run_sync(func: Callable[..., T], /, *args: Any,
     require()
     from anyio._core._eventloop import get_async_backend
     backend = backend_class(backend_name(get_async_backend()))
-    return await backend.aiocancel_run_sync(func, args, abandon_on_cancel, limiter,
-                                            on_abandoned_result)
+    result: T = await backend.aiocancel_run_sync(func, args, abandon_on_cancel, limiter,
+                                                 on_abandoned_result)
+    return result

@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 class _TrioJob(AnyioJob):
     __slots__ = ("token", "task_register")
+    token: trio.lowlevel.TrioToken
+    task_register: list[Any]
     loop_gone = (trio.RunFinishedError,)
 
     def _to_loop(self, callback: Callable[[], None]) -> None:
@@ -35,8 +37,8 @@ class _TrioJob(AnyioJob):
 
 
 def _call(backend: type, token: trio.lowlevel.TrioToken, abandon: bool,
-          cancel_register: list, task_register: list, context: Context,
-          func: Callable[..., T], args: tuple) -> T:
+          cancel_register: list[Any], task_register: list[Any], context: Context,
+          func: Callable[..., T], args: tuple[Any, ...]) -> T:
     # What trio.to_thread.run_sync gives its threads (trio.from_thread.run /
     # run_sync / check_cancelled read it), plus anyio's token.
     data = PARENT_TASK_DATA
@@ -58,7 +60,7 @@ def _call(backend: type, token: trio.lowlevel.TrioToken, abandon: bool,
 
 
 @trio.lowlevel.enable_ki_protection
-async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple,
+async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple[Any, ...],
                         abandon_on_cancel: bool, limiter: Any,
                         on_abandoned: Callable[[Any], object] | None) -> T:
     """`run_sync_in_worker_thread` for `backend` (a trio backend class);
@@ -69,8 +71,8 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple,
         limiter = backend.current_default_thread_limiter()
     # task_register[0] is the task to wake, None once it abandoned the job;
     # cancel_register[0] raises the cancellation once one was delivered.
-    task_register: list = [trio.lowlevel.current_task()]
-    cancel_register: list = [None]
+    task_register: list[Any] = [trio.lowlevel.current_task()]
+    cancel_register: list[Any] = [None]
     token = trio.lowlevel.current_trio_token()
     job = _TrioJob(_call, (backend, token, abandon, cancel_register, task_register,
                            worker_context(), func, args), limiter, on_abandoned)
@@ -113,10 +115,11 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple,
         except BaseException as cancelled:
             cancelled.__cause__ = exc
             raise
-    return job.take()
+    result: T = job.take()
+    return result
 
 
-class TrioBackend(WorkerBackend, _anyio_trio.backend_class):  # type: ignore[misc, valid-type]
+class TrioBackend(WorkerBackend, _anyio_trio.backend_class):  # type: ignore[misc, valid-type, unused-ignore]
     """anyio's trio backend with aiocancel worker threads (see
     `WorkerBackend`): cancellation raises ``trio.Cancelled``."""
 

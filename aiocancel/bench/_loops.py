@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from types import ModuleType
 from typing import Any, Awaitable, Callable, Coroutine
 
+uvloop: ModuleType | None
+anyio: ModuleType | None
 try:
     import uvloop
 except ImportError:                       # optional extra
@@ -16,6 +19,8 @@ try:
 except ImportError:                       # optional extra
     anyio = None
 
+__all__ = ["uvloop", "anyio", "loop_kinds", "run_on", "aiocancel_anyio", "anyio_missing"]
+
 
 def loop_kinds() -> list[str]:
     """The loops to measure on: asyncio's default, and uvloop if installed."""
@@ -25,6 +30,7 @@ def loop_kinds() -> list[str]:
 def run_on(kind: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run `main()` on a fresh loop of the given kind."""
     if kind == "uvloop":
+        assert uvloop is not None, "loop_kinds() offers uvloop only if installed"
         return uvloop.run(main())
     return asyncio.run(main())
 

@@ -39,7 +39,7 @@ class BareThread:
     cancellation, no error handling: only fit for P2's no-op."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     async def __call__(self, fn: Any) -> None:
@@ -101,12 +101,12 @@ async def _batch(call: Any, concurrency: int, n: int) -> tuple[float, float]:
     return wall / (per * concurrency), cpu / (per * concurrency)
 
 
-def _measure(kind: str, cfg: Config, calls: dict[str, Any]) -> dict:
+def _measure(kind: str, cfg: Config, calls: dict[str, Any]) -> dict[int, Any]:
     """Each round on a fresh loop with fresh pools: where the scheduler puts
     a pool's threads (the loop's CPU or the other one) sticks to the thread
     and changes a round trip several-fold on VMs, so fresh threads each
     round keep one placement from deciding a contender's figures."""
-    out: dict = {}
+    out: dict[int, Any] = {}
     for conc in cfg.p2_concurrency:
         wall: dict[str, list[float]] = {name: [] for name in calls}
         cpu: dict[str, list[float]] = {name: [] for name in calls}

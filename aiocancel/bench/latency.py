@@ -138,7 +138,8 @@ def _measure(c: Contender, tries: int) -> Result:
         finally:
             os.close(r)
             os.close(w)
-    return _loops.run_on(c.loop, main)
+    result: Result = _loops.run_on(c.loop, main)
+    return result
 
 
 def _block_ratios(cancel: list[float], natural: list[float]) -> list[float]:

@@ -46,7 +46,7 @@ async def _measure(aio: bool, m: int) -> dict[str, float]:
     idle = _settled_rss()
     r, w = os.pipe()
     try:
-        if aio:
+        if isinstance(executor, aiocancel.Executor):
             aiocancel.install(loop, executor)
             tasks = [loop.create_task(aiocancel.to_thread(syscalls.read, r, 1))
                      for _ in range(m)]
@@ -81,7 +81,8 @@ def _in_subprocess(kind: str, m: int) -> dict[str, float]:
                          capture_output=True, text=True, timeout=LIMIT * 2)
     if out.returncode != 0:
         raise RuntimeError(f"memory bench ({kind}) failed:\n{out.stderr}")
-    return json.loads(out.stdout)
+    figures: dict[str, float] = json.loads(out.stdout)
+    return figures
 
 
 def run(cfg: Config) -> list[Row]:

@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures
 import os
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiocancel
 from aiocancel import syscalls
@@ -48,12 +48,13 @@ async def _storm(n: int, peer: bool) -> dict[str, Any]:
         executor: concurrent.futures.ThreadPoolExecutor = (
             concurrent.futures.ThreadPoolExecutor(max_workers=n))
         loop.set_default_executor(executor)
-        start, read = asyncio.to_thread, os.read
+        start: Callable[..., Awaitable[bytes]] = asyncio.to_thread
+        read: Callable[[int, int], bytes] = os.read
     else:
         executor = aiocancel.install(loop, aiocancel.Executor(max_workers=n))
         start, read = aiocancel.to_thread, syscalls.read
     try:
-        tasks = [loop.create_task(start(read, r, 1)) for _ in range(n)]
+        tasks = [asyncio.ensure_future(start(read, r, 1), loop=loop) for _ in range(n)]
         await until(lambda: _proc.count_blocked_in("read", r) >= n,
                     f"{n} workers to block in read()", pause=0.005)
         t0 = time.perf_counter()

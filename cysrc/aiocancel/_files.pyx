@@ -23,7 +23,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from aiocancel._sysbase cimport (_call, _attempt, _raise_errno_path, _fd,
                                  _fileno, _get_buffer, IOVecs)
 
-cdef extern from "<sys/syscall.h>":
+cdef extern from "aioc_sysnums.h":    # SYS_preadv2 & co. on old headers
     long SYS_readv, SYS_writev, SYS_preadv2
     long SYS_pwritev2, SYS_openat, SYS_flock, SYS_fcntl, SYS_fsync
     long SYS_fdatasync
