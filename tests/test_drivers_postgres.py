@@ -1,0 +1,186 @@
+"""psycopg2 and psycopg 3 under aiocancel: a cancelled query is cancelled on
+the server, the driver raises its own QueryCanceled, and the connection
+stays in step (every later query returns its own rows), with and without
+transparent mode. Needs PostgreSQL's server binaries (see pg_fixtures)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+import pytest
+
+import aiocancel
+from pg_fixtures import pg_dsn  # noqa: F401
+
+psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
+psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
+import psycopg2.errors  # noqa: E402
+import psycopg2.extras  # noqa: E402
+
+DEADLINE = 5.0     # "within a second", on a loaded 2-core machine
+
+
+def connect(driver: str, dsn: str, autocommit: bool = True) -> Any:
+    if driver == "psycopg2":
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = autocommit
+        return conn
+    return psycopg.connect(dsn, autocommit=autocommit)
+
+
+def query_canceled(driver: str) -> type[BaseException]:
+    return (psycopg2.errors.QueryCanceled if driver == "psycopg2"
+            else psycopg.errors.QueryCanceled)
+
+
+def query(conn: Any, sql: str, params: tuple = ()) -> list:
+    cur = conn.cursor()
+    try:
+        cur.execute(sql, params or None)
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def running(monitor: Any, sql: str) -> int:
+    rows = query(monitor, "SELECT count(*) FROM pg_stat_activity "
+                 "WHERE query = %s AND state = 'active'", (sql,))
+    return rows[0][0]
+
+
+def wait_gone(monitor: Any, sql: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while running(monitor, sql):
+        assert time.monotonic() < deadline, f"{sql!r} still runs on the server"
+        time.sleep(0.02)
+
+
+class Recorder:
+    """Runs queries on one connection in a job, keeping what each raised."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.raised: list[BaseException] = []
+
+    def __call__(self, sql: str) -> list:
+        try:
+            return query(self.conn, sql)
+        except BaseException as exc:
+            self.raised.append(exc)
+            raise
+
+
+FRONTS: dict[str, Callable[..., Any]] = {
+    "asyncio.to_thread": asyncio.to_thread,
+    "aiocancel.to_thread": aiocancel.to_thread,
+}
+
+
+async def cancelled_by_timeout(driver: str, dsn: str, transparent: bool,
+                               front: str) -> None:
+    # One worker: "the worker is free" is "the next job runs".
+    aiocancel.install(executor=aiocancel.Executor(1, transparent=transparent))
+    to_thread = FRONTS[front]
+    conn = connect(driver, dsn)
+    monitor = connect(driver, dsn)
+    try:
+        run = Recorder(conn)
+        sleep = f"SELECT pg_sleep(30) /* {uuid.uuid4()} */"
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await to_thread(run, sleep)
+        assert time.monotonic() - start < DEADLINE
+        free = await asyncio.wait_for(to_thread(lambda: "free"), DEADLINE)
+        assert free == "free"
+        assert len(run.raised) == 1
+        assert isinstance(run.raised[0], query_canceled(driver)), run.raised
+        wait_gone(monitor, sleep)
+        for i in range(1, 6):
+            assert await to_thread(run, f"SELECT {i}") == [(i,)]
+        assert len(run.raised) == 1
+    finally:
+        conn.close()
+        monitor.close()
+
+
+@pytest.mark.parametrize("front", list(FRONTS))
+@pytest.mark.parametrize("transparent", [False, True], ids=["masked", "transparent"])
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_pg_sleep_cancelled_on_server(pg_dsn: str, driver: str, transparent: bool,  # noqa: F811
+                                      front: str) -> None:
+    asyncio.run(cancelled_by_timeout(driver, pg_dsn, transparent, front))
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_cancel_in_transaction_then_rollback(pg_dsn: str, driver: str) -> None:  # noqa: F811
+    async def main() -> None:
+        aiocancel.install(executor=aiocancel.Executor(1, transparent=True))
+        conn = connect(driver, pg_dsn, autocommit=False)
+        try:
+            run = Recorder(conn)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    await aiocancel.to_thread(run, "SELECT pg_sleep(30)")
+            assert isinstance(run.raised[0], query_canceled(driver))
+            await aiocancel.to_thread(conn.rollback)
+            assert await aiocancel.to_thread(run, "SELECT 7") == [(7,)]
+            await aiocancel.to_thread(conn.commit)
+        finally:
+            conn.close()
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_request_pending_before_query_sends_nothing(pg_dsn: str, driver: str) -> None:  # noqa: F811
+    """A job cancelled before its query starts raises Cancelled at the query
+    (nothing is sent) and the connection stays usable."""
+    conn = connect(driver, pg_dsn)
+    go = threading.Event()
+    sent: list[str] = []
+
+    def job() -> list:
+        go.wait(DEADLINE)          # no cancellation point: the request waits
+        sent.append("query")
+        return query(conn, "SELECT 42")
+
+    with aiocancel.Executor(1) as pool:
+        future = pool.submit(job)
+        while not future.running():
+            time.sleep(0.001)
+        future.cancel()
+        go.set()
+        try:
+            future.result(DEADLINE)
+        except BaseException as exc:   # noqa: BLE001 - which one is checked
+            outcome: BaseException | None = exc
+        else:
+            outcome = None
+    assert sent == ["query"]
+    assert outcome is not None and not isinstance(outcome, query_canceled(driver))
+    assert query(conn, "SELECT 43") == [(43,)]
+    conn.close()
+
+
+def test_psycopg2_factories_kept(pg_dsn: str) -> None:  # noqa: F811
+    """The guarded subclasses keep the connection and cursor factories the
+    application asked for, and named cursors fetch through the guard."""
+    with aiocancel.Executor(1):
+        pass                                  # activates the driver hooks
+    conn = psycopg2.connect(pg_dsn, connection_factory=psycopg2.extras.DictConnection)
+    try:
+        assert isinstance(conn, psycopg2.extras.DictConnection)
+        cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+        assert isinstance(cur, psycopg2.extras.RealDictCursor)
+        cur.execute("SELECT 1 AS one")
+        assert cur.fetchall() == [{"one": 1}]
+        named = conn.cursor("named")
+        named.execute("SELECT generate_series(1, 5)")
+        assert [row[0] for row in named] == [1, 2, 3, 4, 5]
+        named.close()
+        conn.rollback()
+    finally:
+        conn.close()
