@@ -1,0 +1,159 @@
+"""Ready-made ASGI middleware that cancels request handlers.
+
+uvicorn and Starlette never cancel a handler whose client went away, and a
+deadline needs its own middleware. Both cancel the handler's task; with
+aiocancel installed (``aiocancel.anyio.install()`` for Starlette/FastAPI,
+``aiocancel.asgiref.install()`` for Django) that also frees the worker
+thread of a sync endpoint::
+
+    aiocancel.anyio.install(patch=True)
+    app = aiocancel.asgi.CancelOnDisconnect(app)
+
+Pure ASGI on asyncio (uvicorn, hypercorn's asyncio worker, granian...);
+other scope types (websocket, lifespan) pass through untouched. The handler
+runs in a child task, so the server's own cancellation still reaches it.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, Awaitable, Callable, MutableMapping
+
+__all__ = ["CancelOnDisconnect", "Deadline"]
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+_TIMEOUT_BODY = b"Gateway Timeout"
+
+
+class _Response:
+    """Wraps `send` to know whether the response started and completed."""
+
+    __slots__ = ("send_", "started", "complete")
+
+    def __init__(self, send: Send) -> None:
+        self.send_ = send
+        self.started = False
+        self.complete = False
+
+    async def send(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "http.response.start":
+            self.started = True
+        elif (kind == "http.response.body" and not message.get("more_body", False)) \
+                or kind == "http.response.pathsend":
+            self.complete = True
+        await self.send_(message)
+
+
+class _Relay:
+    """Reads the server's `receive` ahead of the app by one message, to see
+    ``http.disconnect`` while the handler is busy. One message at most is
+    buffered (the server's flow control is kept): a disconnect is seen once
+    the app has taken the request body's messages but the last one, which
+    covers requests whose body fits in one message and handlers that read
+    their body first (form and JSON endpoints)."""
+
+    def __init__(self, receive: Receive, on_disconnect: Callable[[], None]) -> None:
+        self.receive_ = receive
+        self.on_disconnect = on_disconnect
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
+        self.final: Message | None = None
+
+    async def watch(self) -> None:
+        while True:
+            message = await self.receive_()
+            if message.get("type") == "http.disconnect":
+                self.final = message
+                self.on_disconnect()
+                await self.inbox.put(message)
+                return
+            await self.inbox.put(message)
+
+    async def receive(self) -> Message:
+        if self.final is not None and self.inbox.empty():
+            return self.final      # ASGI: disconnect, again and again
+        return await self.inbox.get()
+
+
+async def _run(app: ASGIApp, scope: MutableMapping[str, Any], receive: Receive,
+               send: Send, *, watch: bool, seconds: float | None) -> None:
+    loop = asyncio.get_running_loop()
+    response = _Response(send)
+    stopped: list[str] = []
+
+    def stop(reason: str) -> None:
+        if not task.done() and not response.complete and not stopped:
+            stopped.append(reason)
+            task.cancel(f"aiocancel.asgi: {reason}")
+
+    relay = _Relay(receive, lambda: stop("client disconnected")) if watch else None
+    task = loop.create_task(app(scope, relay.receive if relay else receive,
+                                response.send))
+    watcher = loop.create_task(relay.watch()) if relay else None
+    timer = loop.call_later(seconds, stop, "deadline") if seconds is not None else None
+    try:
+        try:
+            # Awaiting the task directly: a cancellation of ours (server
+            # shutdown) is passed on to it.
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not stopped or (current is not None and current.cancelling()):
+                raise
+        if stopped == ["deadline"] and not response.started:
+            await _gateway_timeout(send)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _gateway_timeout(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 504,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(_TIMEOUT_BODY)).encode())]})
+    await send({"type": "http.response.body", "body": _TIMEOUT_BODY})
+
+
+class CancelOnDisconnect:
+    """ASGI middleware: cancel the HTTP handler when the client disconnects
+    before its response is complete.
+
+    The request body is passed through to the app unchanged. A cancelled
+    handler sends nothing more (nobody is listening); a handler that
+    already completed its response is never cancelled (background tasks
+    run on after the response)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive,
+                       send: Send) -> None:
+        if scope.get("type") != "http":
+            return await self.app(scope, receive, send)
+        await _run(self.app, scope, receive, send, watch=True, seconds=None)
+
+
+class Deadline:
+    """ASGI middleware: cancel an HTTP handler still running `seconds` after
+    the request arrived; if it had not started its response, answer 504
+    Gateway Timeout."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError(f"seconds must be a number, not {type(seconds).__name__}")
+        if not (seconds > 0 and math.isfinite(seconds)):
+            raise ValueError(f"seconds must be positive and finite, not {seconds!r}")
+        self.app = app
+        self.seconds = float(seconds)
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive,
+                       send: Send) -> None:
+        if scope.get("type") != "http":
+            return await self.app(scope, receive, send)
+        await _run(self.app, scope, receive, send, watch=False, seconds=self.seconds)
