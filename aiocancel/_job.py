@@ -110,9 +110,10 @@ class Job:
             return False
         self.cancel_requested = True
         if self.state == RUNNING:
-            _cancel_job(self.slot, self.generation)
             if self.hooks:
+                # Before the interrupt, which may end the job (dropping them).
                 _on_cancel.fire(self)
+            _cancel_job(self.slot, self.generation)
         return True
 
     def ended_cancelled(self) -> bool:

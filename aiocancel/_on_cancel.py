@@ -62,9 +62,10 @@ class on_cancel:
     once when the job's cancel request is made.
 
     The callback runs in the thread that makes the request (an event loop
-    thread for `to_thread`, `install` and the anyio backends), never in a
-    signal handler, so it may do anything quick that thread may do; a slow
-    one (network I/O) should hand its work to another thread. If the
+    thread for `to_thread`, `install` and the anyio backends), before the
+    job's thread is interrupted and never in a signal handler, so it may do
+    anything quick that thread may do; a slow one (network I/O) should hand
+    its work to another thread. If the
     request was made before the registration, the callback runs at once,
     in the registering thread. It is removed when the job's function
     returns, or earlier with `remove` or at the end of a ``with`` block::
