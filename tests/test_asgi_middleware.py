@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 import aiocancel
+from conftest import requires_core
 import aiocancel.anyio
 from aiocancel.asgi import CancelOnDisconnect, Deadline
 
@@ -96,6 +97,7 @@ async def wait_event(event: threading.Event) -> None:
         await asyncio.sleep(0.005)
 
 
+@requires_core
 def test_disconnect_cancels_sync_endpoint(installed: None) -> None:
     blocker = Blocker()
     app = CancelOnDisconnect(Starlette(routes=[Route("/block", blocker.endpoint)]))
@@ -137,6 +139,7 @@ def test_body_passes_through_and_completed_response_not_cancelled() -> None:
     asyncio.run(main())
 
 
+@requires_core
 def test_deadline_answers_504_and_frees_the_worker(installed: None) -> None:
     blocker = Blocker()
     app = Deadline(Starlette(routes=[Route("/block", blocker.endpoint)]), 0.3)

@@ -13,6 +13,7 @@ from typing import Any, AsyncIterator, Iterator
 import pytest
 
 import aiocancel
+from conftest import requires_core
 import aiocancel.asgiref
 
 asgiref_sync = pytest.importorskip("asgiref.sync", reason="asgiref is not installed")
@@ -94,11 +95,13 @@ async def freed_by_timeout(thread_sensitive: bool, scope: Any) -> None:
         b.close()
 
 
+@requires_core
 @pytest.mark.parametrize("scope", list(SCOPES))
 def test_thread_sensitive_call_freed(installed: None, scope: str) -> None:
     asyncio.run(freed_by_timeout(True, SCOPES[scope]))
 
 
+@requires_core
 def test_not_thread_sensitive_call_freed(installed: None) -> None:
     asyncio.run(freed_by_timeout(False, no_context))
 

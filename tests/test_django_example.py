@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, requires_core
 
 pytest.importorskip("django", reason="Django is not installed")
 pytest.importorskip("uvicorn", reason="uvicorn is not installed")
@@ -81,6 +81,7 @@ def upstream() -> Iterator[socket.socket]:
     listener.close()
 
 
+@requires_core
 def test_view_freed_on_disconnect(upstream: socket.socket) -> None:
     server = Server(upstream.getsockname())
     try:

@@ -15,6 +15,7 @@ import pytest
 
 import aiocancel
 from aiocancel._protocol import protocol_call
+from conftest import requires_core
 
 DEADLINE = 5.0
 
@@ -56,6 +57,7 @@ async def cancel_after_start(job: Callable[[], Any], started: threading.Event) -
     raise AssertionError("the task was not cancelled")
 
 
+@requires_core
 def test_runs_once_in_requesting_thread() -> None:
     calls = Calls()
     started = threading.Event()
@@ -72,6 +74,7 @@ def test_runs_once_in_requesting_thread() -> None:
     asyncio.run(main())
 
 
+@requires_core
 def test_with_block_removes_it() -> None:
     calls = Calls()
     started = threading.Event()
@@ -159,6 +162,7 @@ def test_library_error_after_callback_counts_as_cancelled() -> None:
     asyncio.run(main())
 
 
+@requires_core
 def test_failing_callback_logged_others_run(caplog: pytest.LogCaptureFixture) -> None:
     calls = Calls()
     started = threading.Event()

@@ -10,6 +10,7 @@ from typing import Iterator
 import pytest
 
 import aiocancel
+from conftest import requires_core
 import aiocancel.trio
 
 trio = pytest.importorskip("trio", reason="trio is not installed")
@@ -30,6 +31,7 @@ def installed() -> Iterator[None]:
     assert trio.to_thread.run_sync is original
 
 
+@requires_core
 @pytest.mark.parametrize("abandon", [False, True], ids=["wait", "abandon"])
 def test_move_on_after_frees_the_thread(installed: None, abandon: bool) -> None:
     """A read under move_on_after: the block exits promptly, and no thread
