@@ -100,9 +100,12 @@ def _subclass(base: type, hook: type) -> type:
     """`base` (the application's factory) with `hook` just above the C type
     in its MRO: the application's overrides run first and reach the guard
     through super(), as they would reach the C method."""
-    if issubclass(base, hook) or not issubclass(base, hook.__base__):
+    c_type = hook.__base__
+    assert c_type is not None
+    if (not isinstance(base, type) or issubclass(base, hook)
+            or not issubclass(base, c_type)):
         return base            # a wrong factory: psycopg2 reports it
-    if base is hook.__base__:
+    if base is c_type:
         return hook
     return type(base.__name__, (base, hook), {"__module__": base.__module__})
 
@@ -132,7 +135,7 @@ def _patch_psycopg2(module: ModuleType) -> None:
                         cursor_factory=cursor_factory, **kwargs)
 
     connect._aiocancel = True  # type: ignore[attr-defined]
-    module.connect = connect
+    module.connect = connect  # type: ignore[attr-defined]
 
 
 # ---- activation ------------------------------------------------------------

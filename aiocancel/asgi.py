@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, Awaitable, Callable, MutableMapping
+from typing import Any, Awaitable, Callable, Coroutine, MutableMapping
 
 __all__ = ["CancelOnDisconnect", "Deadline"]
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Coroutine[Any, Any, None]]
 
 _TIMEOUT_BODY = b"Gateway Timeout"
 
@@ -91,7 +91,7 @@ async def _run(app: ASGIApp, scope: MutableMapping[str, Any], receive: Receive,
             task.cancel(f"aiocancel.asgi: {reason}")
 
     relay = _Relay(receive, lambda: stop("client disconnected")) if watch else None
-    task = loop.create_task(app(scope, relay.receive if relay else receive,
+    task: asyncio.Task[None] = loop.create_task(app(scope, relay.receive if relay else receive,
                                 response.send))
     watcher = loop.create_task(relay.watch()) if relay else None
     timer = loop.call_later(seconds, stop, "deadline") if seconds is not None else None

@@ -56,7 +56,7 @@ def install() -> None:
 
     if _original is None:
         _original = trio.to_thread.run_sync
-        trio.to_thread.run_sync = run_sync
+        trio.to_thread.run_sync = run_sync  # type: ignore[assignment]
 
 
 def uninstall() -> None:
