@@ -10,9 +10,9 @@ forever). Each blocking driver call therefore runs inside
 cancel request sends PostgreSQL's cancel request (``conn.cancel()``) instead,
 so the call fails with ``QueryCanceled`` and the connection stays usable.
 
-`activate` (called when the first `aiocancel.Executor` is made, so by every
-``install()``) hooks the drivers without application code, now if they are
-imported, or else as soon as they are:
+`activate` (called by every ``install()`` and when an `aiocancel.Executor` is
+made) hooks the drivers without application code, now if they are imported,
+or else as soon as they are:
 
 * psycopg 3: ``psycopg.Connection.wait``, through which every blocking
   operation of a connection and its cursors goes (execute, fetch from

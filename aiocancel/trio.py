@@ -54,6 +54,8 @@ def install() -> None:
     global _original
     import trio
 
+    from ._drivers import activate
+    activate()     # before the app opens connections: the pool comes lazily
     if _original is None:
         _original = trio.to_thread.run_sync
         trio.to_thread.run_sync = run_sync  # type: ignore[assignment]
