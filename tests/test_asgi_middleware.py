@@ -12,6 +12,7 @@ import pytest
 
 import aiocancel
 from conftest import requires_core
+from job_helpers import installed_with_patch
 import aiocancel.anyio
 from aiocancel.asgi import CancelOnDisconnect, Deadline
 
@@ -26,14 +27,8 @@ DEADLINE = 5.0
 
 @pytest.fixture
 def installed() -> Iterator[None]:
-    was_patched = aiocancel.is_patched()
-    aiocancel.anyio.install(patch=True)
-    try:
+    with installed_with_patch(aiocancel.anyio.install, aiocancel.anyio.uninstall):
         yield
-    finally:
-        aiocancel.anyio.uninstall()
-        if not was_patched:
-            aiocancel.unpatch()
 
 
 class Blocker:

@@ -14,6 +14,7 @@ import pytest
 
 import aiocancel
 from conftest import requires_core
+from job_helpers import installed_with_patch
 import aiocancel.asgiref
 
 asgiref_sync = pytest.importorskip("asgiref.sync", reason="asgiref is not installed")
@@ -26,15 +27,9 @@ DEADLINE = 5.0
 
 @pytest.fixture
 def installed() -> Iterator[None]:
-    was_patched = aiocancel.is_patched()
     # At import time in a Django project: no loop runs here.
-    aiocancel.asgiref.install(patch=True)
-    try:
+    with installed_with_patch(aiocancel.asgiref.install, aiocancel.asgiref.uninstall):
         yield
-    finally:
-        aiocancel.asgiref.uninstall()
-        if not was_patched:
-            aiocancel.unpatch()
 
 
 def test_install_needs_no_loop_and_uninstall_restores() -> None:

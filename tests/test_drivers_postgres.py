@@ -5,7 +5,6 @@ transparent mode. Needs PostgreSQL's server binaries (see pg_fixtures)."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from typing import Any, Callable
@@ -13,6 +12,7 @@ from typing import Any, Callable
 import pytest
 
 import aiocancel
+from job_helpers import cancelled_before
 from pg_fixtures import pg_dsn  # noqa: F401
 
 psycopg2 = pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed")
@@ -139,28 +139,17 @@ def test_request_pending_before_query_sends_nothing(pg_dsn: str, driver: str) ->
     """A job cancelled before its query starts raises Cancelled at the query
     (nothing is sent) and the connection stays usable."""
     conn = connect(driver, pg_dsn)
-    go = threading.Event()
     sent: list[str] = []
 
-    def job() -> list:
-        go.wait(DEADLINE)          # no cancellation point: the request waits
+    def step() -> list:
         sent.append("query")
         return query(conn, "SELECT 42")
 
-    with aiocancel.Executor(1) as pool:
-        future = pool.submit(job)
-        while not future.running():
-            time.sleep(0.001)
-        future.cancel()
-        go.set()
-        try:
-            future.result(DEADLINE)
-        except BaseException as exc:   # noqa: BLE001 - which one is checked
-            outcome: BaseException | None = exc
-        else:
-            outcome = None
+    future = cancelled_before(step)
+    outcome = None if future.cancelled() else future.exception()
+    assert future.cancelled() or outcome is not None
     assert sent == ["query"]
-    assert outcome is not None and not isinstance(outcome, query_canceled(driver))
+    assert not isinstance(outcome, query_canceled(driver))
     assert query(conn, "SELECT 43") == [(43,)]
     conn.close()
 

@@ -16,6 +16,7 @@ import pytest
 import aiocancel
 from aiocancel._protocol import protocol_call
 from conftest import requires_core
+from job_helpers import cancelled_before
 
 DEADLINE = 5.0
 
@@ -93,20 +94,12 @@ def test_with_block_removes_it() -> None:
 
 def test_registered_after_the_request_runs_at_once() -> None:
     calls = Calls()
-    go = threading.Event()
 
-    def job() -> None:
-        go.wait(DEADLINE)                 # no cancellation point here
+    def step() -> None:
         aiocancel.on_cancel(calls)        # the request is already made
         assert calls.threads == [threading.get_ident()]
 
-    with aiocancel.Executor(1) as pool:
-        future = pool.submit(job)
-        while not future.running():
-            time.sleep(0.001)
-        future.cancel()
-        go.set()
-        future.exception(DEADLINE)
+    cancelled_before(step).exception()
     assert len(calls.threads) == 1
 
 
