@@ -9,13 +9,14 @@ thread of a sync endpoint::
     aiocancel.anyio.install(patch=True)
     app = aiocancel.asgi.CancelOnDisconnect(app)
 
-Pure ASGI on asyncio (uvicorn, hypercorn's asyncio worker, granian...);
-other scope types (websocket, lifespan) pass through untouched. The handler
-runs in a child task, so the server's own cancellation still reaches it.
+Pure ASGI, on any server and event loop anyio supports (asyncio, uvloop,
+trio: uvicorn, hypercorn, granian...); needs anyio, which Starlette and
+FastAPI bring. Other scope types (websocket, lifespan) pass through
+untouched. The server's own cancellation (shutdown) still reaches the
+handler and propagates as usual.
 """
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any, Awaitable, Callable, Coroutine, MutableMapping
 
@@ -32,12 +33,13 @@ _TIMEOUT_BODY = b"Gateway Timeout"
 class _Response:
     """Wraps `send` to know whether the response started and completed."""
 
-    __slots__ = ("send_", "started", "complete")
+    __slots__ = ("send_", "started", "complete", "on_complete")
 
     def __init__(self, send: Send) -> None:
         self.send_ = send
         self.started = False
         self.complete = False
+        self.on_complete: Callable[[], object] | None = None
 
     async def send(self, message: Message) -> None:
         kind = message.get("type")
@@ -46,6 +48,8 @@ class _Response:
         elif (kind == "http.response.body" and not message.get("more_body", False)) \
                 or kind == "http.response.pathsend":
             self.complete = True
+            if self.on_complete is not None:
+                self.on_complete()
         await self.send_(message)
 
 
@@ -58,9 +62,10 @@ class _Relay:
     their body first (form and JSON endpoints)."""
 
     def __init__(self, receive: Receive, on_disconnect: Callable[[], None]) -> None:
+        import anyio
         self.receive_ = receive
         self.on_disconnect = on_disconnect
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize=1)
+        self.to_app, self.inbox = anyio.create_memory_object_stream[Message](1)
         self.final: Message | None = None
 
     async def watch(self) -> None:
@@ -69,48 +74,62 @@ class _Relay:
             if message.get("type") == "http.disconnect":
                 self.final = message
                 self.on_disconnect()
-                await self.inbox.put(message)
+                await self.to_app.send(message)
                 return
-            await self.inbox.put(message)
+            await self.to_app.send(message)
 
     async def receive(self) -> Message:
-        if self.final is not None and self.inbox.empty():
-            return self.final      # ASGI: disconnect, again and again
-        return await self.inbox.get()
+        import anyio
+        try:
+            return self.inbox.receive_nowait()
+        except anyio.WouldBlock:
+            if self.final is not None:
+                return self.final      # ASGI: disconnect, again and again
+        return await self.inbox.receive()
 
 
 async def _run(app: ASGIApp, scope: MutableMapping[str, Any], receive: Receive,
                send: Send, *, watch: bool, seconds: float | None) -> None:
-    loop = asyncio.get_running_loop()
-    response = _Response(send)
+    import anyio
+
     stopped: list[str] = []
+    failure: BaseException | None = None
+    response = _Response(send)
+    async with anyio.create_task_group() as group:
+        # Cancelling the group's scope stops the handler (run in this task,
+        # inside the scope) and the watcher; the group absorbs that
+        # cancellation, while one from outside (server shutdown) propagates.
+        def stop(reason: str) -> None:
+            if not response.complete and not stopped:
+                stopped.append(reason)
+                group.cancel_scope.cancel()
 
-    def stop(reason: str) -> None:
-        if not task.done() and not response.complete and not stopped:
-            stopped.append(reason)
-            task.cancel(f"aiocancel.asgi: {reason}")
-
-    relay = _Relay(receive, lambda: stop("client disconnected")) if watch else None
-    task: asyncio.Task[None] = loop.create_task(app(scope, relay.receive if relay else receive,
-                                response.send))
-    watcher = loop.create_task(relay.watch()) if relay else None
-    timer = loop.call_later(seconds, stop, "deadline") if seconds is not None else None
-    try:
-        try:
-            # Awaiting the task directly: a cancellation of ours (server
-            # shutdown) is passed on to it.
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if not stopped or (current is not None and current.cancelling()):
+        relay = _Relay(receive, lambda: stop("client disconnected")) if watch else None
+        if relay is not None:
+            group.start_soon(relay.watch)
+        with anyio.CancelScope() as timer:
+            if seconds is not None:
+                timer.deadline = anyio.current_time() + seconds
+                # A completed response is not cancelled (background tasks).
+                response.on_complete = lambda: setattr(timer, "deadline", math.inf)
+            try:
+                await app(scope, relay.receive if relay else receive, response.send)
+            except anyio.get_cancelled_exc_class():
                 raise
-        if stopped == ["deadline"] and not response.started:
-            await _gateway_timeout(send)
-    finally:
-        if timer is not None:
-            timer.cancel()
-        if watcher is not None:
-            watcher.cancel()
+            except BaseException as exc:   # noqa: BLE001 - re-raised below
+                # Raised after the group, not wrapped in an ExceptionGroup:
+                # the server sees the app's own exception.
+                failure = exc
+        if timer.cancelled_caught:
+            stopped.append("deadline")
+        group.cancel_scope.cancel()        # the watcher, if any
+    if failure is not None:
+        try:
+            raise failure
+        finally:
+            del failure
+    if stopped == ["deadline"] and not response.started:
+        await _gateway_timeout(send)
 
 
 async def _gateway_timeout(send: Send) -> None:

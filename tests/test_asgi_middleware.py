@@ -184,3 +184,18 @@ def test_server_cancellation_still_reaches_the_handler() -> None:
 def test_deadline_rejects_bad_seconds(seconds: Any, error: type) -> None:
     with pytest.raises(error):
         Deadline(lambda *a: None, seconds)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("wrap", [CancelOnDisconnect, lambda app: Deadline(app, 5)],
+                         ids=["CancelOnDisconnect", "Deadline"])
+def test_app_exception_propagates_unwrapped(wrap: Any) -> None:
+    """The server sees the app's own exception (not an ExceptionGroup)."""
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("app bug")
+
+    async def main() -> None:
+        client = Client()
+        with pytest.raises(ValueError, match="app bug"):
+            await wrap(app)(http_scope("/"), client.receive, client.send)
+
+    asyncio.run(main())
