@@ -107,12 +107,56 @@ async def cancelled_by_timeout(driver: str, dsn: str, transparent: bool,
         monitor.close()
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name == "uvloop":
+        uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed")
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("front", list(FRONTS))
 @pytest.mark.parametrize("transparent", [False, True], ids=["masked", "transparent"])
 @pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
 def test_pg_sleep_cancelled_on_server(pg_dsn: str, driver: str, transparent: bool,  # noqa: F811
-                                      front: str) -> None:
-    asyncio.run(cancelled_by_timeout(driver, pg_dsn, transparent, front))
+                                      front: str, loop: str) -> None:
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        runner.run(cancelled_by_timeout(driver, pg_dsn, transparent, front))
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_anyio_plugin_cancels_on_server(pg_dsn: str, driver: str,  # noqa: F811
+                                        backend: str) -> None:
+    """The same through aiocancel.anyio.install() (Starlette and FastAPI
+    sync endpoints), transparent mode on, under an anyio cancel scope."""
+    anyio = pytest.importorskip("anyio")
+    import aiocancel.anyio
+
+    async def main() -> None:
+        conn = connect(driver, pg_dsn)
+        monitor = connect(driver, pg_dsn)
+        try:
+            run = Recorder(conn)
+            sleep = f"SELECT pg_sleep(30) /* {uuid.uuid4()} */"
+            start = time.monotonic()
+            with anyio.move_on_after(0.3) as scope:
+                await anyio.to_thread.run_sync(run, sleep)
+            assert scope.cancelled_caught
+            assert time.monotonic() - start < DEADLINE
+            assert isinstance(run.raised[0], query_canceled(driver)), run.raised
+            wait_gone(monitor, sleep)
+            for i in range(1, 4):
+                assert await anyio.to_thread.run_sync(run, f"SELECT {i}") == [(i,)]
+        finally:
+            conn.close()
+            monitor.close()
+
+    aiocancel.anyio.install(transparent=True)
+    try:
+        anyio.run(main, backend=backend)
+    finally:
+        aiocancel.anyio.uninstall()
 
 
 @pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
