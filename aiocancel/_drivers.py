@@ -160,6 +160,11 @@ class _PatchingLoader(importlib.abc.Loader):
         self.loader.exec_module(module)
         self.patcher(module)
 
+    def __getattr__(self, name: str) -> Any:
+        # get_source, get_resource_reader, is_package...: the real loader's
+        # (the module's __loader__ is this object).
+        return getattr(self.loader, name)
+
 
 class _Finder(importlib.abc.MetaPathFinder):
     """Finds nothing itself: wraps the loader the other finders return for
