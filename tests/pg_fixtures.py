@@ -5,7 +5,7 @@
 in a temporary directory, with no TCP listener, and removes it afterwards.
 initdb refuses to run as root: as root, the server runs as the ``postgres``
 user (runuser). Without a PostgreSQL installation the tests are skipped with
-that reason.
+that reason, or fail if ``AIOCANCEL_REQUIRE_POSTGRES=1`` (CI sets it).
 """
 from __future__ import annotations
 
@@ -40,8 +40,11 @@ def pg_dsn() -> Iterator[str]:
     """A libpq connection string to a fresh cluster's ``postgres`` database."""
     bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found in "
-                    "/usr/lib/postgresql/*/bin (apt-get install postgresql)")
+        missing = ("PostgreSQL server binaries not found in "
+                   "/usr/lib/postgresql/*/bin (apt-get install postgresql)")
+        if os.environ.get("AIOCANCEL_REQUIRE_POSTGRES", "") not in ("", "0"):
+            pytest.fail(missing)     # CI: never skip these silently
+        pytest.skip(missing)
     if os.geteuid() == 0:
         try:
             server_user = pwd.getpwnam("postgres")
