@@ -120,7 +120,9 @@ class Job:
         """The rule every front end applies: the job counts as cancelled if
         it raised Cancelled/ThreadCancelled, or raised anything after one of
         its cancellation points acted (a library that turned Cancelled into
-        its own error). A job that returned a value was not cancelled."""
+        its own error) or one of its `aiocancel.on_cancel` callbacks ran (a
+        library cancelled its own way). A job that returned a value was not
+        cancelled."""
         exc = self.exc
         return exc is not None and (
             self.acted or isinstance(exc, (Cancelled, ThreadCancelled)))
