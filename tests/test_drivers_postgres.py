@@ -5,9 +5,10 @@ transparent mode. Needs PostgreSQL's server binaries (see pg_fixtures)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -73,6 +74,20 @@ class Recorder:
             raise
 
 
+@contextlib.contextmanager
+def session(driver: str, dsn: str) -> Iterator[tuple[Recorder, Any, str]]:
+    """A connection to run (and cancel) queries on, wrapped in a Recorder; a
+    second one to watch the server with; a pg_sleep query unique to the
+    test (so pg_stat_activity shows only its own)."""
+    conn = connect(driver, dsn)
+    monitor = connect(driver, dsn)
+    try:
+        yield Recorder(conn), monitor, f"SELECT pg_sleep(30) /* {uuid.uuid4()} */"
+    finally:
+        conn.close()
+        monitor.close()
+
+
 FRONTS: dict[str, Callable[..., Any]] = {
     "asyncio.to_thread": asyncio.to_thread,
     "aiocancel.to_thread": aiocancel.to_thread,
@@ -84,11 +99,7 @@ async def cancelled_by_timeout(driver: str, dsn: str, transparent: bool,
     # One worker: "the worker is free" is "the next job runs".
     aiocancel.install(executor=aiocancel.Executor(1, transparent=transparent))
     to_thread = FRONTS[front]
-    conn = connect(driver, dsn)
-    monitor = connect(driver, dsn)
-    try:
-        run = Recorder(conn)
-        sleep = f"SELECT pg_sleep(30) /* {uuid.uuid4()} */"
+    with session(driver, dsn) as (run, monitor, sleep):
         start = time.monotonic()
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.3):
@@ -102,9 +113,6 @@ async def cancelled_by_timeout(driver: str, dsn: str, transparent: bool,
         for i in range(1, 6):
             assert await to_thread(run, f"SELECT {i}") == [(i,)]
         assert len(run.raised) == 1
-    finally:
-        conn.close()
-        monitor.close()
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -134,11 +142,7 @@ def test_anyio_plugin_cancels_on_server(pg_dsn: str, driver: str,  # noqa: F811
     import aiocancel.anyio
 
     async def main() -> None:
-        conn = connect(driver, pg_dsn)
-        monitor = connect(driver, pg_dsn)
-        try:
-            run = Recorder(conn)
-            sleep = f"SELECT pg_sleep(30) /* {uuid.uuid4()} */"
+        with session(driver, pg_dsn) as (run, monitor, sleep):
             start = time.monotonic()
             with anyio.move_on_after(0.3) as scope:
                 await anyio.to_thread.run_sync(run, sleep)
@@ -148,9 +152,6 @@ def test_anyio_plugin_cancels_on_server(pg_dsn: str, driver: str,  # noqa: F811
             wait_gone(monitor, sleep)
             for i in range(1, 4):
                 assert await anyio.to_thread.run_sync(run, f"SELECT {i}") == [(i,)]
-        finally:
-            conn.close()
-            monitor.close()
 
     aiocancel.anyio.install(transparent=True)
     try:
