@@ -13,6 +13,7 @@ from ._backend import FALLBACK_REASON, SUPPORTED
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
 from ._loop import get_executor, install, to_thread
+from ._on_cancel import on_cancel
 from ._patch import is_patched, patch, unpatch
 from ._stdin import ainput
 from ._version import __version__
@@ -35,5 +36,5 @@ __all__ = [
     "setcancelstate", "getcancelstate", "masked", "cancel_thread",
     "testcancel", "cancel_signal", "syscalls", "transparent",
     "Executor", "to_thread", "install", "get_executor", "aio",
-    "patch", "unpatch", "is_patched", "ainput",
+    "patch", "unpatch", "is_patched", "ainput", "on_cancel",
 ]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, ClassVar
 
+from . import _on_cancel
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
 
@@ -42,7 +43,8 @@ class Job:
     """One call of `fn(*args, **kwargs)` on a worker; subclasses deliver it."""
 
     __slots__ = ("fn", "args", "kwargs", "state", "cancel_requested", "slot",
-                 "generation", "result", "exc", "acted", "pool", "counted")
+                 "generation", "result", "exc", "acted", "pool", "counted",
+                 "hooks", "hooks_ran")
 
     # True when `_finish` only hands the outcome to another thread (an event
     # loop) and cannot block: the worker may then count itself idle before
@@ -64,6 +66,10 @@ class Job:
         self.acted = False
         self.pool: Any = None
         self.counted = False
+        # aiocancel.on_cancel registrations (None: never any) and whether
+        # one ran; see _on_cancel.
+        self.hooks: list | None = None
+        self.hooks_ran = False
 
     def run(self) -> None:
         """Worker side: run the job in MASKED state, then deliver it."""
@@ -75,12 +81,18 @@ class Job:
             self.state = RUNNING
             if self._stopped():
                 _cancel_job(self.slot, self.generation)
+            _on_cancel._local.job = self
             try:
                 self.result = self.fn(*self.args, **self.kwargs)
             except BaseException as exc:
                 self.exc = exc
             finally:
-                self.acted = _job_end()
+                _on_cancel._local.job = None
+                if self.hooks is not None:
+                    _on_cancel.leave(self)
+                # An exception after an on_cancel callback ran is the
+                # library's own report of the cancellation.
+                self.acted = _job_end() or (self.hooks_ran and self.exc is not None)
         self.fn = self.args = self.kwargs = None
         pool = self.pool
         if pool is not None and self.handoff_finish:
@@ -100,6 +112,9 @@ class Job:
             return False
         self.cancel_requested = True
         if self.state == RUNNING:
+            if self.hooks:
+                # Before the interrupt, which may end the job (dropping them).
+                _on_cancel.fire(self)
             _cancel_job(self.slot, self.generation)
         return True
 
@@ -107,7 +122,9 @@ class Job:
         """The rule every front end applies: the job counts as cancelled if
         it raised Cancelled/ThreadCancelled, or raised anything after one of
         its cancellation points acted (a library that turned Cancelled into
-        its own error). A job that returned a value was not cancelled."""
+        its own error) or one of its `aiocancel.on_cancel` callbacks ran (a
+        library cancelled its own way). A job that returned a value was not
+        cancelled."""
         exc = self.exc
         return exc is not None and (
             self.acted or isinstance(exc, (Cancelled, ThreadCancelled)))

@@ -11,6 +11,7 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool, ThreadPoolExecutor
 from typing import Any, Callable, ParamSpec, TypeVar
 
+from . import _drivers
 from . import transparent as _transparent
 from ._backend import cancel as _cancel
 from ._job import Job
@@ -185,6 +186,7 @@ class Executor(ThreadPoolExecutor):
             # every job waits forever.
             raise TypeError(f"max_workers must be an int or None, not "
                             f"{type(max_workers).__name__}")
+        _drivers.activate()    # psycopg & co. cancelled their own way
         self._transparent = transparent
         if transparent:
             initializer = _transparent.initializer(initializer)

@@ -6,9 +6,10 @@ that is ``anyio.to_thread.run_sync``). With ``aiocancel.anyio.install()``,
 cancelling the request's cancel scope interrupts that recv, so the worker
 thread is free again at once instead of staying blocked for ever:
 
-* `CancelOnDisconnect` cancels the request when the client goes away;
-* `Deadline` gives each request a time budget and answers 504 when it runs
-  out.
+* `aiocancel.asgi.CancelOnDisconnect` cancels the request when the client
+  goes away;
+* `aiocancel.asgi.Deadline` gives each request a time budget and answers 504
+  when it runs out.
 
 Run it: ``python examples/anyio_starlette.py [--backend asyncio|uvloop|trio]``
 drives the app in-process (as an ASGI server would) through both cases. With
@@ -24,7 +25,6 @@ import os
 import socket
 import sys
 import time
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -36,64 +36,8 @@ from starlette.routing import Route
 
 import aiocancel
 import aiocancel.anyio
+import aiocancel.asgi
 from aiocancel import syscalls
-
-Scope = dict[str, Any]
-
-
-class Deadline:
-    """ASGI middleware: cancel a request that takes longer than `seconds`,
-    and answer 504 if no response was started."""
-
-    def __init__(self, app: Any, seconds: float) -> None:
-        self.app = app
-        self.seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_and_note(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        with anyio.move_on_after(self.seconds) as timer:
-            await self.app(scope, receive, send_and_note)
-        if timer.cancelled_caught and not started:
-            await PlainTextResponse("deadline exceeded\n", 504)(scope, receive, send)
-
-
-class CancelOnDisconnect:
-    """ASGI middleware: cancel a request whose client disconnected.
-
-    It reads the client's messages itself, hands the request body on to the
-    app, and cancels the app when ``http.disconnect`` arrives."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        to_app, app_receive = anyio.create_memory_object_stream[dict](math.inf)
-
-        async def watch() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    tg.cancel_scope.cancel()
-                    return
-                await to_app.send(message)
-
-        async with to_app, app_receive, anyio.create_task_group() as tg:
-            tg.start_soon(watch)
-            await self.app(scope, app_receive.receive, send)
-            tg.cancel_scope.cancel()
-
 
 def ask_backend(request: Request) -> PlainTextResponse:
     """Sync endpoint: runs on a worker thread, blocked in recv."""
@@ -113,8 +57,8 @@ def ask_backend(request: Request) -> PlainTextResponse:
 def create_app(backend_address: tuple[str, int], deadline: float) -> Starlette:
     aiocancel.anyio.install()
     app = Starlette(routes=[Route("/backend", ask_backend)],
-                    middleware=[Middleware(Deadline, seconds=deadline),
-                                Middleware(CancelOnDisconnect)])
+                    middleware=[Middleware(aiocancel.asgi.Deadline, seconds=deadline),
+                                Middleware(aiocancel.asgi.CancelOnDisconnect)])
     app.state.backend_address = backend_address
     app.state.log = []
     return app

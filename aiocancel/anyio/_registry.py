@@ -80,6 +80,8 @@ def install(*, transparent: bool = False, patch: bool = False) -> None:
     if patch:
         from .._patch import patch as _patch_stdlib
         _patch_stdlib()
+    from .._drivers import activate
+    activate()     # before the app opens connections: the pool comes lazily
     _pool.set_transparent(transparent)
     from anyio._core._eventloop import loaded_backends
     classes = _available()
