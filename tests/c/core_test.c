@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -161,6 +162,7 @@ static int wait_blocked(pid_t tid, long nr, long nr_alt, long arg0)
 #define ALT_ACCEPT4   NR_ALT(288, 242)
 #define ALT_PPOLL     NR_ALT(271, 73)
 #define ALT_NANOSLEEP NR_ALT(230, 115)
+#define ALT_FUTEX     NR_ALT(202, 98)
 
 static void stats_now(unsigned long out[AIOC_NSTATS]) { aioc_stats(out); }
 
@@ -176,7 +178,15 @@ struct call {
     sem_t started;
     long r;
     int acted, state_after, end_acted;
+    int sig_blocked_after;  /* the cancel signal blocked when the call returned */
 };
+
+static int cancel_sig_blocked(void)
+{
+    sigset_t m;
+    pthread_sigmask(SIG_BLOCK, NULL, &m);
+    return sigismember(&m, aioc_signal()) == 1;
+}
 
 static void *call_main(void *p)
 {
@@ -188,6 +198,7 @@ static void *call_main(void *p)
     k->gen = aioc_job_begin(k->slot, k->state);
     sem_post(&k->started);
     k->r = cp(k->nr, k->a, k->b, k->c, k->d, &k->acted);
+    k->sig_blocked_after = cancel_sig_blocked();
     k->state_after = k->slot->state;
     k->end_acted = aioc_job_end(k->slot);
     return NULL;
@@ -264,6 +275,8 @@ static void test_blocked_read_cancelled(void)
     CHECK(k.acted == AIOC_ACTED_MASKED, "acted %d", k.acted);
     CHECK(k.state_after == AIOC_DISABLE, "state after %d", k.state_after);
     CHECK(k.end_acted == 1, "job_end says nothing acted");
+    CHECK(!k.sig_blocked_after, "the cancel signal was left blocked after "
+          "the cancelled call returned");
     CHECK(after[AIOC_STAT_REDIRECTED] > before[AIOC_STAT_REDIRECTED],
           "the handler did not redirect a thread blocked in read");
     /* The kernel produced nothing: a byte written now is still there. */
@@ -493,6 +506,8 @@ static void test_nested_handler(void)
     stats_now(after);
     CHECK(outer_saw_pending, "cancel signal was not left pending+blocked");
     CHECK(k.r == -ECANCELED, "read returned %ld", k.r);
+    CHECK(!k.sig_blocked_after, "the cancel signal was left blocked after "
+          "the cancelled call returned");
     CHECK(after[AIOC_STAT_REDIRECTED] > before[AIOC_STAT_REDIRECTED],
           "no redirect after the outer handler returned");
     CHECK(k.r != -ECANCELED
@@ -803,6 +818,176 @@ static void test_exit_race(void)
            after[AIOC_STAT_SEND_ESRCH] - before[AIOC_STAT_SEND_ESRCH]);
 }
 
+/* ---- transparent mode: unrelated calls sharing one syscall site ----------
+ *
+ * glibc >= 2.41 returns every cancellable call (poll, read, the futex waits
+ * of pthread_cond_timedwait) through one `syscall` instruction; musl does
+ * the same, and generic syscall() is one site everywhere, which is what this
+ * test uses so that it runs on every libc. The interleaving that aborted
+ * glibc is forced deterministically: the re-sender probes the thread while
+ * it blocks in ppoll (an EINTR-style call on the allow-list), then the test
+ * hook moves the thread on into a timed futex wait through the same site
+ * and waits until /proc shows it there, and only then does the re-sender
+ * send the signal. The futex must come back with EINTR (glibc aborts on
+ * ECANCELED from a futex); the request must still act, on the next ppoll.
+ */
+static int shared_word;
+
+struct shared_site {
+    aioc_slot *slot;
+    pid_t tid;
+    int p[2];
+    sem_t started;
+    long futex_eintr, futex_ecanceled, futex_other, polls;
+    long poll_r;
+    int poll_errno, state_after;
+    /* filled by the hook */
+    volatile int hook_runs, probe_published, futex_seen, same_pc;
+    volatile int stop;               /* the test gave up: leave the loop */
+};
+
+static struct shared_site *shared_target;
+
+static unsigned long proc_syscall_pc(pid_t tid, long *nr)
+{
+    char path[64], line[256];
+    unsigned long a[6], sp = 0, pc = 0;
+    FILE *f;
+    *nr = -2;
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    if ((f = fopen(path, "r"))) {
+        if (!fgets(line, sizeof line, f)
+            || sscanf(line, "%ld %lx %lx %lx %lx %lx %lx %lx %lx", nr, &a[0],
+                      &a[1], &a[2], &a[3], &a[4], &a[5], &sp, &pc) != 9)
+            pc = 0;
+        fclose(f);
+    }
+    return pc;
+}
+
+static void shared_site_hook(aioc_slot *s)
+{
+    struct shared_site *x = shared_target;
+    long nr;
+    unsigned long pc;
+    if (!x || s != x->slot || x->hook_runs++)
+        return;                      /* only the first attempt is forced */
+    x->probe_published = s->expect_pc != 0;
+    /* Move the thread on: its ppoll returns, it drains the byte and waits
+     * on the futex, through the same syscall() instruction. */
+    if (write(x->p[1], "m", 1) != 1)
+        die("write");
+    x->futex_seen = wait_blocked(x->tid, SYS_futex, ALT_FUTEX,
+                                 (long)&shared_word);
+    pc = proc_syscall_pc(x->tid, &nr);
+    x->same_pc = pc != 0 && pc == s->expect_pc;
+}
+
+static void *shared_site_main(void *p)
+{
+    struct shared_site *x = p;
+    struct pollfd pfd = {x->p[0], POLLIN, 0};
+    char b;
+    x->slot = aioc_register();
+    aioc_set_transparent(x->slot, 1);
+    aioc_job_begin(x->slot, AIOC_MASKED);
+    x->tid = gettid_();
+    sem_post(&x->started);
+    for (;;) {
+        struct timespec until;
+        long r = syscall(SYS_ppoll, &pfd, 1, NULL, NULL, 8);
+        x->polls++;
+        if (x->stop) {
+            x->poll_r = r;
+            x->poll_errno = r < 0 ? errno : 0;
+            break;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;                /* a signal that was not a cancel */
+        if (r <= 0) {
+            x->poll_r = r;
+            x->poll_errno = errno;
+            break;
+        }
+        if (syscall(SYS_read, x->p[0], &b, 1) != 1)
+            die("read");
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 20;
+        if (x->stop)
+            break;
+        r = syscall(SYS_futex, &shared_word,
+                    FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, &until, NULL,
+                    FUTEX_BITSET_MATCH_ANY);
+        if (r < 0 && errno == EINTR)
+            x->futex_eintr++;
+        else if (r < 0 && errno == ECANCELED)
+            x->futex_ecanceled++;    /* what made glibc abort */
+        else
+            x->futex_other++;
+    }
+    x->state_after = x->slot->state;
+    aioc_job_end(x->slot);
+    return NULL;
+}
+
+static void test_shared_site(void)
+{
+    struct shared_site x;
+    pthread_t th;
+    struct timespec until;
+    unsigned long before[AIOC_NSTATS], after[AIOC_NSTATS];
+    if (under_qemu) {
+        /* qemu-user's /proc shows the host's syscalls, never the guest's:
+         * the probe cannot see a guest's ppoll there. */
+        report("shared_site", "skipped under qemu-user (no guest /proc syscall)");
+        return;
+    }
+    memset(&x, 0, sizeof x);
+    if (pipe(x.p) != 0)
+        die("pipe");
+    sem_init(&x.started, 0, 0);
+    stats_now(before);
+    shared_target = &x;
+    aioc_test_after_probe = shared_site_hook;
+    pthread_create(&th, NULL, shared_site_main, &x);
+    sem_wait(&x.started);
+    CHECK(wait_blocked(x.tid, SYS_ppoll, ALT_PPOLL, -1), "never blocked in ppoll");
+    CHECK(aioc_cancel_ident((unsigned long)th) == 1, "request missed");
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 15;
+    if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+        CHECK(0, "the thread was never cancelled (polls %ld)", x.polls);
+        x.stop = 1;
+        shared_word = 1;             /* a waiting futex returns EAGAIN */
+        syscall(SYS_futex, &shared_word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1,
+                NULL, NULL, 0);
+        if (write(x.p[1], "s", 1) != 1)
+            die("write");
+        pthread_join(th, NULL);
+        shared_word = 0;
+    }
+    aioc_test_after_probe = NULL;
+    shared_target = NULL;
+    stats_now(after);
+    CHECK(x.hook_runs >= 1, "the re-sender never reached the hook");
+    CHECK(x.probe_published, "the probe did not publish the blocked ppoll");
+    CHECK(x.futex_seen, "the thread never blocked in the futex wait");
+    CHECK(x.same_pc, "ppoll and futex did not share the return PC");
+    CHECK(x.futex_ecanceled == 0, "a futex wait returned ECANCELED %ld time(s)",
+          x.futex_ecanceled);
+    CHECK(x.futex_eintr == 1 && x.futex_other == 0,
+          "futex: %ld EINTR, %ld other", x.futex_eintr, x.futex_other);
+    CHECK(x.poll_r == -1 && x.poll_errno == ECANCELED,
+          "the last ppoll returned %ld (%s)", x.poll_r, strerror(x.poll_errno));
+    CHECK(x.state_after == AIOC_DISABLE, "state %d after acting", x.state_after);
+    report("shared_site", "same_pc=%d futex_eintr=%ld futex_ecanceled=%ld "
+           "polls=%ld foreign=%lu", x.same_pc, x.futex_eintr, x.futex_ecanceled,
+           x.polls, after[AIOC_STAT_FOREIGN] - before[AIOC_STAT_FOREIGN]);
+    close(x.p[0]);
+    close(x.p[1]);
+    sem_destroy(&x.started);
+}
+
 /* ---- fork ------------------------------------------------------------------ */
 
 static void test_fork(void)
@@ -884,6 +1069,7 @@ static const struct {
     {"read_race", test_read_race},
     {"accept_race", test_accept_race},
     {"exit_race", test_exit_race},
+    {"shared_site", test_shared_site},
     {"fork", test_fork},
 };
 
