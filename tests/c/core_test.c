@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/futex.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -830,10 +829,23 @@ static void test_exit_race(void)
  * and waits until /proc shows it there, and only then does the re-sender
  * send the signal. The futex must come back with EINTR (glibc aborts on
  * ECANCELED from a futex); the request must still act, on the next ppoll.
+ *
+ * shared_site_libc does the same with libc's own poll() and
+ * pthread_cond_timedwait(): one site on glibc >= 2.41 and musl (checked
+ * there), two on older glibc (reported). A futex ECANCELED would abort
+ * glibc here, so the test cannot pass by luck.
  */
 static int shared_word;
+/* <linux/futex.h>'s values: musl-gcc has no kernel headers. */
+#define FUTEX_WAKE 1
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_PRIVATE_FLAG 128
+#define FUTEX_BITSET_MATCH_ANY 0xffffffff
 
 struct shared_site {
+    int libc;                        /* poll() + pthread_cond_timedwait() */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
     aioc_slot *slot;
     pid_t tid;
     int p[2];
@@ -842,7 +854,8 @@ struct shared_site {
     long poll_r;
     int poll_errno, state_after;
     /* filled by the hook */
-    volatile int hook_runs, probe_published, futex_seen, same_pc;
+    volatile int hook_runs, probe_published, futex_seen, same_pc, hook_done;
+    unsigned long handled_at_hook;
     volatile int stop;               /* the test gave up: leave the loop */
 };
 
@@ -878,9 +891,15 @@ static void shared_site_hook(aioc_slot *s)
     if (write(x->p[1], "m", 1) != 1)
         die("write");
     x->futex_seen = wait_blocked(x->tid, SYS_futex, ALT_FUTEX,
-                                 (long)&shared_word);
+                                 x->libc ? -1 : (long)&shared_word);
     pc = proc_syscall_pc(x->tid, &nr);
     x->same_pc = pc != 0 && pc == s->expect_pc;
+    {
+        unsigned long st[AIOC_NSTATS];
+        stats_now(st);
+        x->handled_at_hook = st[AIOC_STAT_HANDLED];
+    }
+    x->hook_done = 1;
 }
 
 static void *shared_site_main(void *p)
@@ -895,7 +914,8 @@ static void *shared_site_main(void *p)
     sem_post(&x->started);
     for (;;) {
         struct timespec until;
-        long r = syscall(SYS_ppoll, &pfd, 1, NULL, NULL, 8);
+        long r = x->libc ? poll(&pfd, 1, -1)
+                         : syscall(SYS_ppoll, &pfd, 1, NULL, NULL, 8);
         x->polls++;
         if (x->stop) {
             x->poll_r = r;
@@ -915,6 +935,18 @@ static void *shared_site_main(void *p)
         until.tv_sec += 20;
         if (x->stop)
             break;
+        if (x->libc) {
+            /* glibc retries an interrupted wait itself (and aborts on
+             * ECANCELED); the test wakes it once the signal was handled. */
+            pthread_mutex_lock(&x->mu);
+            r = pthread_cond_timedwait(&x->cv, &x->mu, &until);
+            pthread_mutex_unlock(&x->mu);
+            if (r == ECANCELED)
+                x->futex_ecanceled++;
+            else
+                x->futex_other++;
+            continue;
+        }
         r = syscall(SYS_futex, &shared_word,
                     FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, &until, NULL,
                     FUTEX_BITSET_MATCH_ANY);
@@ -930,19 +962,30 @@ static void *shared_site_main(void *p)
     return NULL;
 }
 
-static void test_shared_site(void)
+static void run_shared_site(int libc)
 {
+    const char *name = libc ? "shared_site_libc" : "shared_site";
     struct shared_site x;
+    int joined = 0, i;
     pthread_t th;
     struct timespec until;
     unsigned long before[AIOC_NSTATS], after[AIOC_NSTATS];
     if (under_qemu) {
         /* qemu-user's /proc shows the host's syscalls, never the guest's:
          * the probe cannot see a guest's ppoll there. */
-        report("shared_site", "skipped under qemu-user (no guest /proc syscall)");
+        report(name, "skipped under qemu-user (no guest /proc syscall)");
         return;
     }
     memset(&x, 0, sizeof x);
+    x.libc = libc;
+    pthread_mutex_init(&x.mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&x.cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     if (pipe(x.p) != 0)
         die("pipe");
     sem_init(&x.started, 0, 0);
@@ -951,11 +994,41 @@ static void test_shared_site(void)
     aioc_test_after_probe = shared_site_hook;
     pthread_create(&th, NULL, shared_site_main, &x);
     sem_wait(&x.started);
-    CHECK(wait_blocked(x.tid, SYS_ppoll, ALT_PPOLL, -1), "never blocked in ppoll");
+    {
+        /* glibc's poll() is ppoll on aarch64 and may be either on x86_64 */
+        long nr;
+        for (i = 0; i < 10000; i++) {
+            proc_syscall_pc(x.tid, &nr);
+            if (nr == SYS_ppoll
+#ifdef SYS_poll
+                || nr == SYS_poll
+#endif
+                )
+                break;
+            usleep(1000);
+        }
+        CHECK(i < 10000, "never blocked in poll");
+    }
     CHECK(aioc_cancel_ident((unsigned long)th) == 1, "request missed");
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 15;
-    if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+    /* 15 s in all; the libc variant's cond wait is woken once the cancel
+     * signal has been handled in it. */
+    for (i = 0; i < 1500 && !joined; i++) {
+        unsigned long st[AIOC_NSTATS];
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 10000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        joined = pthread_timedjoin_np(th, NULL, &until) == 0;
+        stats_now(st);
+        if (!joined && libc && x.hook_done && st[AIOC_STAT_HANDLED] > x.handled_at_hook) {
+            pthread_mutex_lock(&x.mu);
+            pthread_cond_signal(&x.cv);
+            pthread_mutex_unlock(&x.mu);
+        }
+    }
+    if (!joined) {
         CHECK(0, "the thread was never cancelled (polls %ld)", x.polls);
         x.stop = 1;
         shared_word = 1;             /* a waiting futex returns EAGAIN */
@@ -963,6 +1036,9 @@ static void test_shared_site(void)
                 NULL, NULL, 0);
         if (write(x.p[1], "s", 1) != 1)
             die("write");
+        pthread_mutex_lock(&x.mu);
+        pthread_cond_signal(&x.cv);
+        pthread_mutex_unlock(&x.mu);
         pthread_join(th, NULL);
         shared_word = 0;
     }
@@ -972,21 +1048,32 @@ static void test_shared_site(void)
     CHECK(x.hook_runs >= 1, "the re-sender never reached the hook");
     CHECK(x.probe_published, "the probe did not publish the blocked ppoll");
     CHECK(x.futex_seen, "the thread never blocked in the futex wait");
-    CHECK(x.same_pc, "ppoll and futex did not share the return PC");
+    /* One site: syscall() always; libc's wrappers on glibc >= 2.41 and
+     * musl (older glibc: reported only). */
+#if defined(__GLIBC__) && (__GLIBC__ == 2 && __GLIBC_MINOR__ < 41)
+    CHECK(x.same_pc || libc, "ppoll and futex did not share the return PC");
+#else
+    CHECK(x.same_pc, "poll and futex did not share the return PC");
+#endif
     CHECK(x.futex_ecanceled == 0, "a futex wait returned ECANCELED %ld time(s)",
           x.futex_ecanceled);
-    CHECK(x.futex_eintr == 1 && x.futex_other == 0,
+    CHECK(libc || (x.futex_eintr == 1 && x.futex_other == 0),
           "futex: %ld EINTR, %ld other", x.futex_eintr, x.futex_other);
     CHECK(x.poll_r == -1 && x.poll_errno == ECANCELED,
           "the last ppoll returned %ld (%s)", x.poll_r, strerror(x.poll_errno));
     CHECK(x.state_after == AIOC_DISABLE, "state %d after acting", x.state_after);
-    report("shared_site", "same_pc=%d futex_eintr=%ld futex_ecanceled=%ld "
+    report(name, "same_pc=%d futex_eintr=%ld futex_ecanceled=%ld "
            "polls=%ld foreign=%lu", x.same_pc, x.futex_eintr, x.futex_ecanceled,
            x.polls, after[AIOC_STAT_FOREIGN] - before[AIOC_STAT_FOREIGN]);
     close(x.p[0]);
     close(x.p[1]);
     sem_destroy(&x.started);
+    pthread_cond_destroy(&x.cv);
+    pthread_mutex_destroy(&x.mu);
 }
+
+static void test_shared_site(void) { run_shared_site(0); }
+static void test_shared_site_libc(void) { run_shared_site(1); }
 
 /* ---- fork ------------------------------------------------------------------ */
 
@@ -1070,6 +1157,7 @@ static const struct {
     {"accept_race", test_accept_race},
     {"exit_race", test_exit_race},
     {"shared_site", test_shared_site},
+    {"shared_site_libc", test_shared_site_libc},
     {"fork", test_fork},
 };
 
