@@ -169,6 +169,7 @@ class TransparentRead(PipeRead):
     worker: the same accounting as `PipeRead` for libc's own syscall."""
 
     name = "read-transparent"
+    transparent = True
 
     def worker_init(self) -> None:
         _cancel._set_transparent(True)
@@ -390,6 +391,24 @@ class Sleep(Scenario):
         return f"sleeps={self.slept}"
 
 
+class TransparentSleep(Sleep):
+    """Plain ``time.sleep`` (libc's clock_nanosleep, an EINTR-style call) in
+    a transparent-mode worker. After every sleep the worker takes the GIL
+    back, a futex wait that glibc >= 2.41 and musl return through the same
+    syscall instruction as the sleep: a cancel aimed at the sleep must never
+    turn that futex's EINTR into ECANCELED (glibc aborts). A sleep that
+    returned lasted at least what was asked."""
+
+    name = "sleep-transparent"
+    transparent = True
+
+    def worker_init(self) -> None:
+        _cancel._set_transparent(True)
+
+    def op(self, arg: float) -> None:
+        return time.sleep(arg)
+
+
 def all_scenarios(supported: bool) -> list[type[Scenario]]:
     """The scenario classes to run: transparent mode needs the compiled core
     (a plain os.read cannot be interrupted otherwise) and a machine where it
@@ -397,6 +416,7 @@ def all_scenarios(supported: bool) -> list[type[Scenario]]:
     found: list[type[Scenario]] = [PipeRead, Accept, PipeWrite, Waitpid, Sleep]
     if supported and _transparent.UNSUPPORTED_REASON is None:
         found.insert(1, TransparentRead)
+        found.append(TransparentSleep)
     return found
 
 

@@ -366,7 +366,7 @@ def run(iterations: int | None = None, seconds: float | None = None,
         if unknown:
             raise ValueError(f"unknown scenario(s): {', '.join(sorted(unknown))}")
         classes = [k for k in classes if k.name in names]
-    if any(k is sc.TransparentRead for k in classes):
+    if any(getattr(k, "transparent", False) for k in classes):
         _start_resender()
     report = Report(seed=seed)
     fds0, threads0 = _fds(), _threads()

@@ -14,7 +14,18 @@ only where the kernel has produced nothing yet:
   running;
 * an EINTR-style wait (poll, select, epoll_wait, nanosleep, clock_nanosleep)
   that the canceller saw the thread blocked in (/proc/self/task/TID/syscall)
-  has its -EINTR turned into -ECANCELED.
+  has its -EINTR turned into -ECANCELED, if the interrupted context still
+  shows that very call (return address, stack pointer and argument
+  registers; on aarch64 the number too). glibc >= 2.41 and musl return every
+  cancellable call, CPython's GIL and lock futex waits included, through one
+  ``syscall`` instruction: the return address alone would have turned a
+  futex's EINTR into ECANCELED, which makes glibc abort.
+
+A request that arrives while a foreign signal handler runs on top of the
+job's call (the interrupted context blocks signals the job's mask does not)
+is deferred as the trampoline path defers it: the handler's own syscalls are
+not touched, and the request acts on the job's call when the handler
+returns.
 
 libc then returns -1 with errno ECANCELED to the foreign code, which fails as
 it fails on any I/O error (``OSError``, ``requests.ConnectionError``...).
@@ -28,7 +39,8 @@ on (one-off), so code that retries does not spin; `aiocancel.to_thread`,
 `Executor` futures and the anyio backends count a job that raised after that
 as cancelled. A request that lands elsewhere (in Python code, in a futex wait)
 does nothing and is re-sent with a back-off (1 ms doubling to 50 ms) until
-the job acts on it or ends. Never touched: futex waits (CPython's own locks;
+the job acts on it or ends, never while an earlier instance is still pending
+(a job that blocks the cancel signal holds exactly one). Never touched: futex waits (CPython's own locks;
 glibc aborts on unexpected futex errors) and close.
 
 Off by default. Turn it on with ``aiocancel.install(transparent=True)``,

@@ -53,6 +53,12 @@ static int cancel_sig;         /* 0 until aioc_init succeeded */
  * architecture, so the signal handler may bump them. */
 static unsigned long stats[AIOC_NSTATS];
 #define COUNT(i) __atomic_fetch_add(&stats[i], 1, __ATOMIC_RELAXED)
+void aioc_count(int stat) { COUNT(stat); }
+
+/* 0: no send has failed; 1: one has, not yet reported; 2: reported. */
+static int send_failure_note;
+
+void (*volatile aioc_test_after_probe)(aioc_slot *s);
 
 /* Never the "always zero" flag of a real slot: threads that are not
  * cancellation points still go through the trampoline, which then behaves as
@@ -72,20 +78,99 @@ int aioc_slot_count(void) { return __atomic_load_n(&nslots, __ATOMIC_ACQUIRE); }
 static pid_t sys_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* rt_tgsigqueueinfo rather than tgkill: the slot index rides in si_value, so
- * the handler never needs thread-local storage to find its state. */
-void aioc_send_cancel(aioc_slot *s, pid_t tid)
+ * the handler never needs thread-local storage to find its state. Raw
+ * syscalls only: the handler re-queues through here. */
+int aioc_send_cancel(aioc_slot *s, pid_t tid)
 {
     siginfo_t si;
+    long r;
+    int err;
     memset(&si, 0, sizeof si);
     si.si_signo = cancel_sig;
     si.si_code = SI_QUEUE;
-    si.si_pid = getpid();
-    si.si_uid = getuid();
+    si.si_pid = (pid_t)syscall(SYS_getpid);
+    si.si_uid = (uid_t)syscall(SYS_getuid);
     si.si_value.sival_int = s->index;
+    /* Before the send: the target may handle the instance (and clear the
+     * mark) before the syscall returns here. */
+    __atomic_store_n(&s->sig_out, 1, __ATOMIC_SEQ_CST);
+    r = syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, cancel_sig, &si);
+    if (r == 0)
+        return 0;
+    err = errno;
+    __atomic_store_n(&s->sig_out, 0, __ATOMIC_SEQ_CST);
     /* ESRCH here would mean a signal aimed at an exited thread: the registry
      * lock makes that impossible, and the counter lets tests prove it. */
-    if (syscall(SYS_rt_tgsigqueueinfo, si.si_pid, tid, cancel_sig, &si) != 0)
-        COUNT(errno == ESRCH ? AIOC_STAT_SEND_ESRCH : AIOC_STAT_SEND_FAILED);
+    if (err == ESRCH) {
+        COUNT(AIOC_STAT_SEND_ESRCH);
+    } else {
+        int expected = 0;
+        COUNT(AIOC_STAT_SEND_FAILED);
+        __atomic_compare_exchange_n(&send_failure_note, &expected, 1, 0,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    }
+    return err;
+}
+
+int aioc_take_send_failure_note(void)
+{
+    int expected = 1;
+    return __atomic_compare_exchange_n(&send_failure_note, &expected, 2, 0,
+                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+void aioc_deliver(aioc_slot *s)
+{
+    int err;
+    /* At most one instance pending per thread: the one out there carries
+     * whatever request is flagged when it is handled. */
+    if (__atomic_load_n(&s->sig_out, __ATOMIC_SEQ_CST)) {
+        COUNT(AIOC_STAT_HELD);
+        return;
+    }
+    err = aioc_send_cancel(s, s->tid);
+    if (err && err != ESRCH) {
+        /* RLIMIT_SIGPENDING used up (by any process of this user): the
+         * request must not be lost, so the re-sender tries again. */
+        s->retry = 1;
+        aioc_resender_kick(s, 1000000);   /* 1 ms, doubling to 50 ms */
+    }
+}
+
+/* The instance being handled is no longer pending: senders may queue
+ * another one. */
+static void instance_done(aioc_slot *s)
+{
+    __atomic_store_n(&s->sig_out, 0, __ATOMIC_SEQ_CST);
+}
+
+/* Re-queue the instance being handled to ourselves, left blocked in the
+ * context we return to (the 2011 post's deferral). */
+static void defer(aioc_slot *s, ucontext_t *uc, int sig, pid_t tid)
+{
+    uintptr_t pc = (uintptr_t)AIOC_PC(uc), sp = (uintptr_t)AIOC_SP(uc);
+    sigaddset(&uc->uc_sigmask, sig);
+    s->blocked = 1;
+    COUNT(AIOC_STAT_DEFERRED);
+    /* On a kernel the re-queued signal stays blocked until an outer handler
+     * returns, so it never comes straight back to the context it was
+     * deferred at. Valgrind ignores changes to uc_sigmask and delivers it
+     * again at once: the same (PC, SP) means no outer handler lies between,
+     * and re-queuing would loop forever. The flag carries the request to
+     * the next cancellation point. */
+    if (pc == s->deferred_pc && sp == s->deferred_sp) {
+        instance_done(s);
+        return;
+    }
+    s->deferred_pc = pc;
+    s->deferred_sp = sp;
+    if (aioc_send_cancel(s, tid) != 0) {
+        /* Nothing re-queued: let the re-sender try (the flag still carries
+         * the request to the next cancellation point meanwhile). */
+        s->retry = 1;
+        aioc_resender_poke();
+    }
+    /* sig_out stays set: the re-queued instance is pending. */
 }
 
 /*
@@ -115,16 +200,29 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
     tid = sys_gettid();
     if (s->tid != tid)
         goto ignore;
-    if (!__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) || s->state == AIOC_DISABLE)
+    if (!__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE) || s->state == AIOC_DISABLE) {
+        instance_done(s);
         goto ignore;
+    }
     pc = (uintptr_t)AIOC_PC(uc);
     if (pc >= (uintptr_t)aioc_cp_begin && pc < (uintptr_t)aioc_cp_end) {
         sigaddset(&uc->uc_sigmask, sig);
+        s->blocked = 1;
         AIOC_PC(uc) = (uintptr_t)aioc_cp_cancel;
         COUNT(AIOC_STAT_REDIRECTED);
+        instance_done(s);
         goto out;
     }
     if (s->transparent) {
+        /* Inside a foreign signal handler that runs on top of the job's
+         * call: its syscalls are not the job's. Defer exactly as for the
+         * trampoline; the request acts on the job's own call when the
+         * handler returns and restores the job's mask. */
+        if (aioc_nested(s, uc, sig)) {
+            COUNT(AIOC_STAT_NESTED);
+            defer(s, uc, sig, tid);
+            goto out;
+        }
         /* Foreign code checks no flag before its next syscall, so leaving
          * the signal blocked could strand the request; the re-sender tries
          * again instead (transparent.c). */
@@ -133,21 +231,10 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
             s->acted = 1;
             COUNT(AIOC_STAT_FOREIGN);
         }
+        instance_done(s);
         goto out;
     }
-    sigaddset(&uc->uc_sigmask, sig);
-    COUNT(AIOC_STAT_DEFERRED);
-    /* On a kernel the re-queued signal stays blocked until an outer handler
-     * returns, so it never comes straight back to the context it was
-     * deferred at. Valgrind ignores changes to uc_sigmask and delivers it
-     * again at once: the same (PC, SP) means no outer handler lies between,
-     * and re-queuing would loop forever. The flag carries the request to
-     * the next cancellation point. */
-    if (pc == s->deferred_pc && (uintptr_t)AIOC_SP(uc) == s->deferred_sp)
-        goto out;
-    s->deferred_pc = pc;
-    s->deferred_sp = (uintptr_t)AIOC_SP(uc);
-    aioc_send_cancel(s, tid);
+    defer(s, uc, sig, tid);
     goto out;
 ignore:
     COUNT(AIOC_STAT_IGNORED);
@@ -163,6 +250,7 @@ static void recycle(aioc_slot *s)
     s->ident = 0;
     s->generation++;
     s->cancel = 0;
+    s->sig_out = s->retry = s->blocked = 0;
     s->next_free = free_head;
     free_head = s->index;
 }
@@ -216,19 +304,28 @@ void aioc_atfork_child(void)
              * the cancel signal blocked while deferring, so unblock it. */
             s->cancel = 0;
             s->generation++;
-            if (s->sent) {
+            if (s->sent || s->blocked || s->sig_out) {
                 sigset_t set;
                 sigemptyset(&set);
                 sigaddset(&set, cancel_sig);
                 pthread_sigmask(SIG_UNBLOCK, &set, NULL);
             }
             s->sent = 0;
+            s->sig_out = s->retry = s->blocked = 0;
             continue;
         }
         /* Threads other than the forking one do not exist in the child;
          * the free list is rebuilt from every other slot. */
         recycle(s);
     }
+}
+
+int aioc_handler_intact(void)
+{
+    struct sigaction cur;
+    if (!cancel_sig || sigaction(cancel_sig, NULL, &cur) != 0)
+        return 0;
+    return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == cancel_handler;
 }
 
 static int signal_is_free(int sig)
@@ -334,6 +431,8 @@ aioc_slot *aioc_register(void)
         s->acted = 0;
         s->transparent = 0;
         s->expect_pc = 0;
+        s->sig_out = s->retry = s->blocked = 0;
+        s->job_mask_known = 0;
         s->deferred_pc = s->deferred_sp = 0;
         s->state = AIOC_ENABLE;
         s->tid = sys_gettid();
@@ -374,12 +473,19 @@ static int request(aioc_slot *s)
         /* Flag before signal: the handler, and a trampoline entered after
          * this store, must see it. */
         __atomic_store_n(&s->cancel, 1, __ATOMIC_SEQ_CST);
+        s->sent = 1;
+        /* An RT signal whose handler is gone would kill the process
+         * (SIG_DFL) or reach someone else's handler: send nothing, and let
+         * the caller say so. */
+        if (!aioc_handler_intact()) {
+            COUNT(AIOC_STAT_REPLACED);
+            return AIOC_REQ_REPLACED;
+        }
         COUNT(AIOC_STAT_SENT);
         if (s->transparent)
-            aioc_resender_kick(s);   /* probes /proc first, then signals */
+            aioc_resender_kick(s, 0);   /* probes /proc first, then signals */
         else
-            aioc_send_cancel(s, s->tid);
-        s->sent = 1;
+            aioc_deliver(s);
     }
     return 1;
 }
@@ -414,8 +520,9 @@ int aioc_cancel_job(int index, uint64_t generation)
 
 /* Every signal sent for an earlier generation was queued before we took the
  * lock in aioc_job_begin, so one drain with the signal blocked removes them
- * all; the handler may also have left it blocked. */
-static void reset_signal(int drain)
+ * all; the handler may also have left it blocked. Returns the mask the
+ * thread had (with the cancel signal left out). */
+static void reset_signal(int drain, sigset_t *old)
 {
     static const struct timespec zero = {0, 0};
     sigset_t set;
@@ -428,23 +535,54 @@ static void reset_signal(int drain)
     }
     /* Also undoes a job that blocked the signal itself: the next job must be
      * interruptible in its syscalls, not only at flag checks. */
+    pthread_sigmask(SIG_UNBLOCK, &set, old);
+    sigdelset(old, cancel_sig);
+}
+
+void aioc_settle(aioc_slot *s)
+{
+    static const struct timespec zero = {0, 0};
+    sigset_t set;
+    if (!s || !s->blocked)
+        return;
+    s->blocked = 0;
+    sigemptyset(&set);
+    sigaddset(&set, cancel_sig);
+    /* The lock keeps senders out between the drain and clearing sig_out:
+     * otherwise an instance queued in between would be forgotten (sig_out
+     * 0 while one is pending, so a second could be queued). */
+    pthread_mutex_lock(&aioc_lock);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    while (sigtimedwait(&set, NULL, &zero) == cancel_sig)
+        ;
+    __atomic_store_n(&s->sig_out, 0, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&aioc_lock);
+    /* A request still pending (the flag) acts at the next cancellation
+     * point's check; in transparent mode the re-sender signals again. */
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 uint64_t aioc_job_begin(aioc_slot *s, int state)
 {
     uint64_t gen;
-    int sent;
+    int drain;
     pthread_mutex_lock(&aioc_lock);
     gen = ++s->generation;
-    sent = s->sent;
+    drain = s->sent || s->sig_out || s->blocked;
     s->sent = 0;
     s->cancel = 0;
+    s->retry = 0;
+    /* No sender touches this slot again before a request for `gen`, which
+     * needs the value we return: the drain below is not racing anyone. */
+    s->sig_out = 0;
+    s->blocked = 0;
     pthread_mutex_unlock(&aioc_lock);
     s->acted = 0;
     s->expect_pc = 0;
     s->deferred_pc = s->deferred_sp = 0;
-    reset_signal(sent);
+    s->job_mask_known = 0;
+    reset_signal(drain, &s->job_mask);
+    s->job_mask_known = 1;
     s->state = state;
     return gen;
 }
@@ -455,8 +593,13 @@ int aioc_job_end(aioc_slot *s)
     s->state = AIOC_DISABLE;
     pthread_mutex_lock(&aioc_lock);
     s->generation++;
+    s->retry = 0;
     pthread_mutex_unlock(&aioc_lock);
     s->acted = 0;
+    s->job_mask_known = 0;
+    /* Between jobs (and in anything the worker starts) the signal is not
+     * left blocked. */
+    aioc_settle(s);
     return acted;
 }
 
@@ -471,9 +614,12 @@ static int act(aioc_slot *s)
 int aioc_testcancel(void)
 {
     aioc_slot *s = aioc_self();
+    int how;
     if (!s || s->state == AIOC_DISABLE || !__atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE))
         return AIOC_ACTED_NONE;
-    return act(s);
+    how = act(s);
+    aioc_settle(s);
+    return how;
 }
 
 long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
@@ -493,5 +639,9 @@ long aioc_syscall_cp(long nr, long a, long b, long c, long d, long e, long f,
         r = -ECANCELED;
     if (r == -ECANCELED && __atomic_load_n(&s->cancel, __ATOMIC_ACQUIRE))
         *acted = act(s);
+    /* The handler redirected or deferred: never return to the caller with
+     * the cancel signal left blocked. */
+    if (s->blocked)
+        aioc_settle(s);
     return r;
 }

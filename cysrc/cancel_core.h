@@ -8,6 +8,7 @@
 #define AIOC_CANCEL_CORE_H
 
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #define AIOC_ENABLE  0
@@ -26,10 +27,30 @@ typedef struct aioc_slot {
     int index;                /* travels in si_value so the handler needs no TLS */
     int acted;                /* a cancellation point reported during this job */
     volatile int transparent; /* foreign syscalls are cancellation points too */
-    /* Transparent mode, EINTR-style calls: the return PC of an allow-listed
-     * syscall the thread was seen blocked in (/proc/self/task/TID/syscall),
-     * published before the signal that may interrupt it; 0 if none. */
-    volatile uintptr_t expect_pc;
+    /* One instance of the cancel signal is queued to this thread and not yet
+     * handled or drained. Set (registry lock held) before a send, cleared by
+     * the handler when it is done with the instance (kept set when it
+     * re-queues it) and by the drains: senders never queue a second one. */
+    volatile int sig_out;
+    /* The handler left the cancel signal blocked in the interrupted context
+     * (redirect or deferral); aioc_settle drains and unblocks it. */
+    volatile int blocked;
+    /* A send failed (EAGAIN: RLIMIT_SIGPENDING); the re-sender retries. */
+    volatile int retry;
+    /* Transparent mode, EINTR-style calls: the allow-listed syscall the
+     * thread was seen blocked in (/proc/self/task/TID/syscall), published
+     * before the signal that may interrupt it; expect_pc 0 if none. The
+     * handler converts -EINTR only if the interrupted context still shows
+     * this call: same return PC, stack pointer and argument registers (and
+     * number, where the kernel leaves it in a register). */
+    volatile uintptr_t expect_pc, expect_sp;
+    volatile long expect_nr;
+    volatile unsigned long expect_args[6];
+    /* The signal mask the job runs with (recorded by aioc_job_begin): a
+     * context that blocks more is inside a signal handler (or a block of
+     * its own) and is deferred, never acted on (transparent mode). */
+    sigset_t job_mask;
+    volatile int job_mask_known;
     /* Where the handler last deferred (PC, SP); see cancel_handler. */
     volatile uintptr_t deferred_pc, deferred_sp;
     /* Fields below are owned by the registry lock. */
@@ -39,11 +60,12 @@ typedef struct aioc_slot {
     unsigned long ident;      /* pthread_self(), i.e. threading.get_ident() */
     uint64_t generation;
     uint64_t serial;          /* which registration owns the slot */
-    int64_t resend_at_ns;     /* transparent mode: next re-send */
+    int64_t resend_at_ns;     /* re-sender: next attempt */
     int64_t resend_delay_ns;
 } aioc_slot;
 
-/* Installs the signal handler. sig <= 0 picks the first real-time signal
+/* Installs the signal handler (the Python layer calls it on first use, not
+ * at import). sig <= 0 picks the first real-time signal
  * without a handler. Returns the signal, or -errno (-EBUSY: sig has a handler,
  * -EINVAL: not a real-time signal, -EAGAIN: none free). Idempotent. */
 int aioc_init(int sig);
@@ -63,7 +85,13 @@ void aioc_unregister(aioc_slot *s, uint64_t serial);
 int aioc_setstate(aioc_slot *s, int state);  /* returns the old state */
 
 /* Cancel requests. Both return 1 if the target was flagged (or already was),
- * 0 if no live registered thread / no such job. */
+ * 0 if no live registered thread / no such job, AIOC_REQ_REPLACED if it was
+ * flagged but no signal was sent because another handler has replaced
+ * aiocancel's (a blocked call is then not interrupted; the flag still acts
+ * at the next cancellation point's check). A signal that cannot be queued
+ * (EAGAIN) is retried by the re-sender thread until delivered or the job
+ * ends; at most one instance is ever pending per thread. */
+#define AIOC_REQ_REPLACED 2
 int aioc_cancel_ident(unsigned long ident);
 int aioc_cancel_job(int index, uint64_t generation);
 
@@ -73,6 +101,24 @@ uint64_t aioc_job_begin(aioc_slot *s, int state);
 /* Ends the generation so late requests miss; returns whether a cancellation
  * point acted during the job. */
 int aioc_job_end(aioc_slot *s);
+
+/* The calling thread, outside any signal handler: if aiocancel's handler
+ * left the cancel signal blocked (redirect, deferral), drain the re-queued
+ * instance (the flag carries the request) and unblock it, so that the code
+ * that runs next and any child it starts see it unblocked. Cheap when
+ * nothing was left blocked. Called by every cancellation point on return,
+ * aioc_job_end, and the Python layer's state changes. */
+void aioc_settle(aioc_slot *s);
+
+/* Whether aiocancel's handler is still installed for its signal. */
+int aioc_handler_intact(void);
+/* 1 exactly once per process, after the first failed send (EAGAIN): the
+ * Python layer logs it. */
+int aioc_take_send_failure_note(void);
+
+/* Test hook (C tests only): called by the re-sender, registry lock held,
+ * between its /proc probe of s and the signal it then sends. */
+extern void (*volatile aioc_test_after_probe)(aioc_slot *s);
 
 /* A cancellation point without a syscall: returns AIOC_ACTED_*. */
 int aioc_testcancel(void);
@@ -90,13 +136,17 @@ void aioc_set_transparent(aioc_slot *s, int on);
 /* Event counters since aioc_init, for tests and the stress command. */
 #define AIOC_STAT_SENT        0  /* requests that sent the signal */
 #define AIOC_STAT_SEND_ESRCH  1  /* ...to a thread that no longer existed */
-#define AIOC_STAT_SEND_FAILED 2  /* ...that failed otherwise (queue full) */
+#define AIOC_STAT_SEND_FAILED 2  /* sends that failed otherwise (queue full) */
 #define AIOC_STAT_HANDLED     3  /* handler runs */
 #define AIOC_STAT_REDIRECTED  4  /* ...that sent the thread to the cancel path */
 #define AIOC_STAT_DEFERRED    5  /* ...that re-queued (syscall done, or nested) */
 #define AIOC_STAT_IGNORED     6  /* ...with nothing to do (stale, DISABLE) */
 #define AIOC_STAT_FOREIGN     7  /* ...that failed a foreign syscall (transparent) */
-#define AIOC_NSTATS           8
+#define AIOC_STAT_REPLACED    8  /* requests/re-sends not sent: handler replaced */
+#define AIOC_STAT_RETRIED     9  /* sends that succeeded on a retry after EAGAIN */
+#define AIOC_STAT_HELD       10  /* re-sends skipped: one instance still pending */
+#define AIOC_STAT_NESTED     11  /* transparent: deferred inside a foreign handler */
+#define AIOC_NSTATS          12
 void aioc_stats(unsigned long out[AIOC_NSTATS]);
 
 /* fork: called in the child; only the calling thread survives. */

@@ -2,8 +2,11 @@
 
 * Another library already owns the first real-time signal: aiocancel takes
   the next free one, says which (`aiocancel.cancel_signal()`), and both work.
-* ``AIOCANCEL_SIGNAL`` naming a signal in use (or no signal at all): a clear
-  error at import.
+* ``AIOCANCEL_SIGNAL`` naming no signal at all: a clear error at import; a
+  signal in use (or none left): a clear error at first use (the handler is
+  installed then, never by ``import aiocancel``).
+* Another handler replacing aiocancel's: the next request says so
+  (RuntimeWarning) and sends no signal.
 * A worker that blocks the cancel signal (``pthread_sigmask``): a blocked
   syscall is not interrupted, but the request stays pending and acts at the
   next cancellation point (the flag check), and the next job is
@@ -113,13 +116,16 @@ def test_ignored_signals_count_as_taken():
     assert f"signal: {RTMIN + 3}" in done.stdout
 
 
-def test_every_realtime_signal_taken_is_a_clear_import_error():
+def test_every_realtime_signal_taken_is_a_clear_error_at_first_use():
     done = _run(f"""
         import signal
         for s in range({RTMIN}, {RTMAX} + 1):
             signal.signal(s, lambda *a: None)
         import aiocancel
+        print("imported")
+        aiocancel.setcancelstate(aiocancel.CANCEL_MASKED)
     """)
+    assert "imported" in done.stdout
     assert done.returncode != 0
     assert "RuntimeError" in done.stderr
     assert "every real-time signal" in done.stderr
@@ -142,12 +148,15 @@ def test_aiocancel_signal_spellings(spec, value):
     assert f"signal: {value}" in done.stdout
 
 
-def test_aiocancel_signal_in_use_is_a_clear_import_error():
+def test_aiocancel_signal_in_use_is_a_clear_error_at_first_use():
     done = _run("""
         import signal
         signal.signal(signal.SIGRTMIN + 3, lambda *a: None)
         import aiocancel
+        print("imported")
+        aiocancel.cancel_signal()
     """, AIOCANCEL_SIGNAL="SIGRTMIN+3")
+    assert "imported" in done.stdout
     assert done.returncode != 0
     assert "RuntimeError" in done.stderr
     assert f"signal {RTMIN + 3} already has a handler" in done.stderr

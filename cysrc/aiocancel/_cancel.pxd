@@ -27,6 +27,10 @@ cdef extern from "cancel_core.h" nogil:
     uint64_t aioc_job_begin(aioc_slot *s, int state)
     int aioc_job_end(aioc_slot *s)
     int aioc_testcancel()
+    void aioc_settle(aioc_slot *s)
+    int aioc_handler_intact()
+    int aioc_take_send_failure_note()
+    int AIOC_REQ_REPLACED
     void aioc_set_transparent(aioc_slot *s, int on)
     int AIOC_NSTATS
     void aioc_stats(unsigned long *out)

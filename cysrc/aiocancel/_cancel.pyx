@@ -13,9 +13,15 @@ thread's state:
   (a ``BaseException``: ``finally`` blocks are the cleanup handlers) and the
   state becomes DISABLE.
 * ``CANCEL_DISABLE``: the request stays pending; calls are plain syscalls.
+
+The signal handler is installed on first use — the first registration
+(`setcancelstate`, `masked`, a worker), the first request, or
+`cancel_signal()` — never by ``import aiocancel``.
 """
+import logging as _logging
 import os
 import signal as _signal
+import warnings as _warnings
 
 from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
@@ -83,8 +89,8 @@ def _parse_signal(str spec):
             f"SIGRTMIN+n / SIGRTMAX-n") from None
 
 
-def _init():
-    cdef int r
+def _wanted_signal():
+    """AIOCANCEL_SIGNAL, parsed and range-checked (0: pick one)."""
     spec = os.environ.get("AIOCANCEL_SIGNAL", "").strip()
     lo, hi = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
     wanted = _parse_signal(spec) if spec else 0
@@ -94,6 +100,16 @@ def _init():
         raise ValueError(
             f"AIOCANCEL_SIGNAL={spec!r}: {wanted} is not a real-time signal "
             f"({lo}..{hi})")
+    return spec, wanted
+
+
+def _init():
+    """Install the handler (first use); errors say why it cannot be."""
+    cdef int r
+    if aioc_signal() > 0:
+        return
+    spec, wanted = _wanted_signal()
+    lo, hi = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
     r = aioc_init(wanted)
     if r > 0:
         return
@@ -116,24 +132,58 @@ cdef extern from "errno.h":
     int errno_EBUSY "EBUSY"
     int errno_EAGAIN "EAGAIN"
 
-_init()
+# A malformed AIOCANCEL_SIGNAL is still an error at import (it changes no
+# disposition to say so); the handler itself waits for the first use.
+_wanted_signal()
+
+_log = _logging.getLogger("aiocancel")
 
 
 def cancel_signal():
     """The real-time signal number aiocancel uses to interrupt threads.
 
-    Chosen at import: ``AIOCANCEL_SIGNAL`` if set (a number, or SIGRTMIN+n /
-    SIGRTMAX-n; an error if it is not a real-time signal or already has a
-    handler), else the first real-time signal that has no handler (nor
-    SIG_IGN) at that moment, so a library that took SIGRTMIN first keeps it.
+    Chosen, and its handler installed, on first use (this call, the first
+    thread registration or the first request; never at import):
+    ``AIOCANCEL_SIGNAL`` if set (a number, or SIGRTMIN+n / SIGRTMAX-n; an
+    error if it is not a real-time signal or already has a handler), else the
+    first real-time signal that has no handler (nor SIG_IGN) at that moment,
+    so a library that took SIGRTMIN first keeps it.
 
     A thread that blocks this signal (``signal.pthread_sigmask``) is not
     interrupted while blocked in a syscall: the request stays pending and
     acts at its next cancellation point (the flag check at the start of
     every `aiocancel.syscalls` call, `testcancel`). aiocancel's workers
-    unblock it again at the start of each job. Installing another handler
-    for this signal after import breaks cancellation."""
+    unblock it again at the start of each job.
+
+    If another handler replaces aiocancel's for this signal later
+    (``signal.signal``, a C library's ``sigaction``), every request from
+    then on emits a ``RuntimeWarning`` saying so and sends no signal (which
+    could kill the process or reach the other handler): blocked calls are no
+    longer interrupted; a request still acts at the next cancellation
+    point's flag check. ``signal.getsignal()`` does not show aiocancel's
+    handler (CPython only knows the handlers it installed)."""
+    _init()
     return aioc_signal()
+
+
+cdef int _after_request(int r) except -1:
+    """Says what a request could not do: the handler was replaced (a
+    warning, every time), or a signal could not be queued (logged once per
+    process; the core retries until it is delivered or the job ends)."""
+    if r == AIOC_REQ_REPLACED:
+        _warnings.warn(
+            f"aiocancel: the handler of signal {aioc_signal()} (the cancel "
+            "signal) was replaced by another one; blocked calls can no "
+            "longer be interrupted (the request acts at the next "
+            "cancellation point only). Choose another signal for the other "
+            "user, or AIOCANCEL_SIGNAL for aiocancel.", RuntimeWarning,
+            stacklevel=3)
+    if aioc_take_send_failure_note():
+        _log.warning(
+            "aiocancel: a cancel signal could not be queued (EAGAIN: the "
+            "user's RLIMIT_SIGPENDING is used up); it is retried until it is "
+            "delivered or the job ends. Logged once.")
+    return 0
 
 
 cdef class _Registration:
@@ -158,6 +208,7 @@ cdef aioc_slot *_registered() except NULL:
     cdef PyObject *tdict
     if s is not NULL:
         return s
+    _init()
     s = aioc_register()
     if s is NULL:
         raise MemoryError("aiocancel: cannot register this thread")
@@ -181,7 +232,10 @@ def setcancelstate(state):
     if state != AIOC_ENABLE and state != AIOC_DISABLE and state != AIOC_MASKED:
         raise ValueError(f"invalid cancel state {state!r}; expected "
                          "CANCEL_ENABLE, CANCEL_DISABLE or CANCEL_MASKED")
-    return aioc_setstate(_registered(), state)
+    cdef aioc_slot *s = _registered()
+    old = aioc_setstate(s, state)
+    aioc_settle(s)
+    return old
 
 
 def getcancelstate():
@@ -204,7 +258,9 @@ cdef class masked:
         return self
 
     def __exit__(self, *exc_info):
-        aioc_setstate(_registered(), self._old)
+        cdef aioc_slot *s = _registered()
+        aioc_setstate(s, self._old)
+        aioc_settle(s)       # never leave the block with the signal blocked
         return False
 
 
@@ -222,8 +278,10 @@ def cancel_thread(ident):
         return False
     cdef int r
     value = ident
+    _init()
     with nogil:    # as in _cancel_job: the woken thread may need the GIL
         r = aioc_cancel_ident(value)
+    _after_request(r)
     return bool(r)
 
 
@@ -257,17 +315,22 @@ def _job_begin():
 def _job_end():
     """End the current job; return whether a cancellation point acted."""
     cdef aioc_slot *s = aioc_self()
-    return s is not NULL and bool(aioc_job_end(s))
+    acted = s is not NULL and bool(aioc_job_end(s))
+    _after_request(0)     # a send that failed in the re-sender: log it once
+    return acted
 
 
 def _cancel_job(int slot, uint64_t generation):
     """Request cancellation of job `generation` on worker `slot`."""
     cdef int r
+    if aioc_signal() <= 0:
+        return False          # no worker ever registered: no such job
     # Without the GIL: the signal wakes the worker, which needs the GIL to
     # raise Cancelled; holding it here would make the worker wait for the
     # rest of the canceller's Python code (measured: +10 us per cancel).
     with nogil:
         r = aioc_cancel_job(slot, generation)
+    _after_request(r)
     return bool(r)
 
 
@@ -309,7 +372,8 @@ def _pending():
 
 
 _STAT_NAMES = ("sent", "send_esrch", "send_failed", "handled", "redirected",
-               "deferred", "ignored", "foreign")
+               "deferred", "ignored", "foreign", "replaced", "retried",
+               "held", "nested")
 
 
 def _stats():
@@ -321,7 +385,12 @@ def _stats():
     ``redirected`` (the thread was before or in its syscall: cancel path),
     ``deferred`` (re-queued: the syscall had returned, or a signal handler was
     running), ``ignored`` (no pending request, DISABLE, stale slot) and
-    ``foreign`` (transparent mode failed a foreign syscall)."""
+    ``foreign`` (transparent mode failed a foreign syscall); ``replaced``
+    (requests and re-sends not sent because another handler replaced
+    aiocancel's), ``retried`` (sends that went out on a retry after EAGAIN),
+    ``held`` (sends skipped because one instance was still pending: at most
+    one per thread) and ``nested`` (transparent mode: a request deferred
+    inside a foreign signal handler)."""
     cdef unsigned long out[16]
     assert AIOC_NSTATS <= 16
     aioc_stats(out)

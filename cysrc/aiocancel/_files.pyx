@@ -133,7 +133,15 @@ def open(path, int flags, int mode=0o777, *, dir_fd=None):
 def flock(fd, int operation):
     """Apply or remove an advisory lock, like ``fcntl.flock`` (LOCK_SH,
     LOCK_EX, LOCK_UN, | LOCK_NB). A cancellation point: a blocked lock wait
-    is interrupted; a granted lock is kept (the call returns)."""
+    is interrupted; a granted lock is kept (the call returns).
+
+    Converting a lock is not atomic on Linux: an upgrade (LOCK_SH held,
+    LOCK_EX requested) or downgrade first drops the lock held, then waits
+    for the new one. A cancelled conversion therefore raises `Cancelled`
+    with *no* lock held on that open file description — the shared lock is
+    gone, exactly as after an upgrade interrupted by a signal (EINTR) or
+    failed with LOCK_NB (EWOULDBLOCK). Take the lock again if you still
+    need it."""
     _call(SYS_flock, _fileno(fd), operation, 0, 0, 0, 0)
 
 
@@ -163,15 +171,19 @@ def fcntl(fd, int cmd, arg=0):
     """``fcntl.fcntl``: with an int `arg` return the call's int result; with
     a bytes-like (or str) `arg` (at most 1024 bytes, e.g. a packed struct
     flock for F_SETLKW / F_OFD_SETLKW) return the buffer as the kernel left
-    it. A cancellation point: F_SETLKW and F_OFD_SETLKW waits are
-    interrupted."""
+    it. An int `arg` is taken modulo 2**32 as the stdlib's is (-1 and
+    0x80000000 are accepted). A cancellation point: F_SETLKW and
+    F_OFD_SETLKW waits are interrupted."""
     cdef int f = _fileno(fd)
     cdef char buf[FCNTL_BUFSZ]
     cdef char *data = buf
     cdef Py_buffer view
     cdef Py_ssize_t n
     if isinstance(arg, int):
-        return <int>_call(SYS_fcntl, f, cmd, <long><int>(arg & 0xFFFFFFFF), 0, 0, 0)
+        # fcntl.fcntl parses it with "I": an unsigned int, wrapped without
+        # an overflow check, handed to fcntl(2) as a C int.
+        return <int>_call(SYS_fcntl, f, cmd,
+                          <long><unsigned int>(arg & 0xFFFFFFFF), 0, 0, 0)
     if isinstance(arg, str):
         arg = arg.encode()
     try:

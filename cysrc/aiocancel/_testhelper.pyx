@@ -77,3 +77,56 @@ def state():
     return dict(entered=bool(th_entered), done=bool(th_done),
                 cancel_pending_at_end=bool(th_cancel_pending_at_end),
                 iterations=th_iterations)
+
+
+# ---- a foreign handler that blocks in its own read (transparent mode) -------
+#
+# `install_reading_handler(sig, fd)`: a C handler for `sig` that reads one
+# byte from `fd` with libc's read() (blocking until the test writes it) and
+# records what the read returned and its errno. Transparent mode must leave
+# that read alone (it is the handler's, not the job's) and act on the job's
+# own call once the handler has returned.
+
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <unistd.h>
+    static volatile sig_atomic_t rh_entered, rh_done;
+    static volatile long rh_result;
+    static volatile int rh_errno, rh_fd;
+    static void rh_handler(int sig) {
+        char b;
+        int saved = errno;
+        (void)sig;
+        rh_entered = 1;
+        rh_result = read(rh_fd, &b, 1);
+        rh_errno = rh_result < 0 ? errno : 0;
+        rh_done = 1;
+        errno = saved;
+    }
+    static int rh_install(int sig, int fd) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = rh_handler;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        rh_fd = fd;
+        rh_entered = rh_done = 0;
+        rh_result = -2;
+        rh_errno = 0;
+        return sigaction(sig, &sa, NULL);
+    }
+    """
+    int rh_entered, rh_done, rh_errno
+    long rh_result
+    int rh_install(int sig, int fd)
+
+
+def install_reading_handler(int sig, int fd):
+    if rh_install(sig, fd) != 0:
+        raise OSError("sigaction failed")
+
+
+def reading_handler_state():
+    return dict(entered=bool(rh_entered), done=bool(rh_done),
+                result=rh_result, errno=rh_errno)

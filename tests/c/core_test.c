@@ -161,6 +161,7 @@ static int wait_blocked(pid_t tid, long nr, long nr_alt, long arg0)
 #define ALT_ACCEPT4   NR_ALT(288, 242)
 #define ALT_PPOLL     NR_ALT(271, 73)
 #define ALT_NANOSLEEP NR_ALT(230, 115)
+#define ALT_FUTEX     NR_ALT(202, 98)
 
 static void stats_now(unsigned long out[AIOC_NSTATS]) { aioc_stats(out); }
 
@@ -176,7 +177,15 @@ struct call {
     sem_t started;
     long r;
     int acted, state_after, end_acted;
+    int sig_blocked_after;  /* the cancel signal blocked when the call returned */
 };
+
+static int cancel_sig_blocked(void)
+{
+    sigset_t m;
+    pthread_sigmask(SIG_BLOCK, NULL, &m);
+    return sigismember(&m, aioc_signal()) == 1;
+}
 
 static void *call_main(void *p)
 {
@@ -188,6 +197,7 @@ static void *call_main(void *p)
     k->gen = aioc_job_begin(k->slot, k->state);
     sem_post(&k->started);
     k->r = cp(k->nr, k->a, k->b, k->c, k->d, &k->acted);
+    k->sig_blocked_after = cancel_sig_blocked();
     k->state_after = k->slot->state;
     k->end_acted = aioc_job_end(k->slot);
     return NULL;
@@ -264,6 +274,8 @@ static void test_blocked_read_cancelled(void)
     CHECK(k.acted == AIOC_ACTED_MASKED, "acted %d", k.acted);
     CHECK(k.state_after == AIOC_DISABLE, "state after %d", k.state_after);
     CHECK(k.end_acted == 1, "job_end says nothing acted");
+    CHECK(!k.sig_blocked_after, "the cancel signal was left blocked after "
+          "the cancelled call returned");
     CHECK(after[AIOC_STAT_REDIRECTED] > before[AIOC_STAT_REDIRECTED],
           "the handler did not redirect a thread blocked in read");
     /* The kernel produced nothing: a byte written now is still there. */
@@ -493,6 +505,8 @@ static void test_nested_handler(void)
     stats_now(after);
     CHECK(outer_saw_pending, "cancel signal was not left pending+blocked");
     CHECK(k.r == -ECANCELED, "read returned %ld", k.r);
+    CHECK(!k.sig_blocked_after, "the cancel signal was left blocked after "
+          "the cancelled call returned");
     CHECK(after[AIOC_STAT_REDIRECTED] > before[AIOC_STAT_REDIRECTED],
           "no redirect after the outer handler returned");
     CHECK(k.r != -ECANCELED
@@ -803,6 +817,264 @@ static void test_exit_race(void)
            after[AIOC_STAT_SEND_ESRCH] - before[AIOC_STAT_SEND_ESRCH]);
 }
 
+/* ---- transparent mode: unrelated calls sharing one syscall site ----------
+ *
+ * glibc >= 2.41 returns every cancellable call (poll, read, the futex waits
+ * of pthread_cond_timedwait) through one `syscall` instruction; musl does
+ * the same, and generic syscall() is one site everywhere, which is what this
+ * test uses so that it runs on every libc. The interleaving that aborted
+ * glibc is forced deterministically: the re-sender probes the thread while
+ * it blocks in ppoll (an EINTR-style call on the allow-list), then the test
+ * hook moves the thread on into a timed futex wait through the same site
+ * and waits until /proc shows it there, and only then does the re-sender
+ * send the signal. The futex must come back with EINTR (glibc aborts on
+ * ECANCELED from a futex); the request must still act, on the next ppoll.
+ *
+ * shared_site_libc does the same with libc's own poll() and
+ * pthread_cond_timedwait(): one site on glibc >= 2.41 and musl (checked
+ * there), two on older glibc (reported). A futex ECANCELED would abort
+ * glibc here, so the test cannot pass by luck.
+ */
+static int shared_word;
+/* <linux/futex.h>'s values: musl-gcc has no kernel headers. */
+#define FUTEX_WAKE 1
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_PRIVATE_FLAG 128
+#define FUTEX_BITSET_MATCH_ANY 0xffffffff
+
+struct shared_site {
+    int libc;                        /* poll() + pthread_cond_timedwait() */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    aioc_slot *slot;
+    pid_t tid;
+    int p[2];
+    sem_t started;
+    long futex_eintr, futex_ecanceled, futex_other, polls;
+    long poll_r;
+    int poll_errno, state_after;
+    /* filled by the hook */
+    volatile int hook_runs, probe_published, futex_seen, same_pc, hook_done;
+    unsigned long handled_at_hook;
+    volatile int stop;               /* the test gave up: leave the loop */
+};
+
+static struct shared_site *shared_target;
+
+static unsigned long proc_syscall_pc(pid_t tid, long *nr)
+{
+    char path[64], line[256];
+    unsigned long a[6], sp = 0, pc = 0;
+    FILE *f;
+    *nr = -2;
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    if ((f = fopen(path, "r"))) {
+        if (!fgets(line, sizeof line, f)
+            || sscanf(line, "%ld %lx %lx %lx %lx %lx %lx %lx %lx", nr, &a[0],
+                      &a[1], &a[2], &a[3], &a[4], &a[5], &sp, &pc) != 9)
+            pc = 0;
+        fclose(f);
+    }
+    return pc;
+}
+
+static void shared_site_hook(aioc_slot *s)
+{
+    struct shared_site *x = shared_target;
+    long nr;
+    unsigned long pc;
+    if (!x || s != x->slot || x->hook_runs++)
+        return;                      /* only the first attempt is forced */
+    x->probe_published = s->expect_pc != 0;
+    /* Move the thread on: its ppoll returns, it drains the byte and waits
+     * on the futex, through the same syscall() instruction. */
+    if (write(x->p[1], "m", 1) != 1)
+        die("write");
+    x->futex_seen = wait_blocked(x->tid, SYS_futex, ALT_FUTEX,
+                                 x->libc ? -1 : (long)&shared_word);
+    pc = proc_syscall_pc(x->tid, &nr);
+    x->same_pc = pc != 0 && pc == s->expect_pc;
+    {
+        unsigned long st[AIOC_NSTATS];
+        stats_now(st);
+        x->handled_at_hook = st[AIOC_STAT_HANDLED];
+    }
+    x->hook_done = 1;
+}
+
+static void *shared_site_main(void *p)
+{
+    struct shared_site *x = p;
+    struct pollfd pfd = {x->p[0], POLLIN, 0};
+    char b;
+    x->slot = aioc_register();
+    aioc_set_transparent(x->slot, 1);
+    aioc_job_begin(x->slot, AIOC_MASKED);
+    x->tid = gettid_();
+    sem_post(&x->started);
+    for (;;) {
+        struct timespec until;
+        long r = x->libc ? poll(&pfd, 1, -1)
+                         : syscall(SYS_ppoll, &pfd, 1, NULL, NULL, 8);
+        x->polls++;
+        if (x->stop) {
+            x->poll_r = r;
+            x->poll_errno = r < 0 ? errno : 0;
+            break;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;                /* a signal that was not a cancel */
+        if (r <= 0) {
+            x->poll_r = r;
+            x->poll_errno = errno;
+            break;
+        }
+        if (syscall(SYS_read, x->p[0], &b, 1) != 1)
+            die("read");
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 20;
+        if (x->stop)
+            break;
+        if (x->libc) {
+            /* glibc retries an interrupted wait itself (and aborts on
+             * ECANCELED); the test wakes it once the signal was handled. */
+            pthread_mutex_lock(&x->mu);
+            r = pthread_cond_timedwait(&x->cv, &x->mu, &until);
+            pthread_mutex_unlock(&x->mu);
+            if (r == ECANCELED)
+                x->futex_ecanceled++;
+            else
+                x->futex_other++;
+            continue;
+        }
+        r = syscall(SYS_futex, &shared_word,
+                    FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, 0, &until, NULL,
+                    FUTEX_BITSET_MATCH_ANY);
+        if (r < 0 && errno == EINTR)
+            x->futex_eintr++;
+        else if (r < 0 && errno == ECANCELED)
+            x->futex_ecanceled++;    /* what made glibc abort */
+        else
+            x->futex_other++;
+    }
+    x->state_after = x->slot->state;
+    aioc_job_end(x->slot);
+    return NULL;
+}
+
+static void run_shared_site(int libc)
+{
+    const char *name = libc ? "shared_site_libc" : "shared_site";
+    struct shared_site x;
+    int joined = 0, i;
+    pthread_t th;
+    struct timespec until;
+    unsigned long before[AIOC_NSTATS], after[AIOC_NSTATS];
+    if (under_qemu) {
+        /* qemu-user's /proc shows the host's syscalls, never the guest's:
+         * the probe cannot see a guest's ppoll there. */
+        report(name, "skipped under qemu-user (no guest /proc syscall)");
+        return;
+    }
+    memset(&x, 0, sizeof x);
+    x.libc = libc;
+    pthread_mutex_init(&x.mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&x.cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (pipe(x.p) != 0)
+        die("pipe");
+    sem_init(&x.started, 0, 0);
+    stats_now(before);
+    shared_target = &x;
+    aioc_test_after_probe = shared_site_hook;
+    pthread_create(&th, NULL, shared_site_main, &x);
+    sem_wait(&x.started);
+    {
+        /* glibc's poll() is ppoll on aarch64 and may be either on x86_64 */
+        long nr;
+        for (i = 0; i < 10000; i++) {
+            proc_syscall_pc(x.tid, &nr);
+            if (nr == SYS_ppoll
+#ifdef SYS_poll
+                || nr == SYS_poll
+#endif
+                )
+                break;
+            usleep(1000);
+        }
+        CHECK(i < 10000, "never blocked in poll");
+    }
+    CHECK(aioc_cancel_ident((unsigned long)th) == 1, "request missed");
+    /* 15 s in all; the libc variant's cond wait is woken once the cancel
+     * signal has been handled in it. */
+    for (i = 0; i < 1500 && !joined; i++) {
+        unsigned long st[AIOC_NSTATS];
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 10000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        joined = pthread_timedjoin_np(th, NULL, &until) == 0;
+        stats_now(st);
+        if (!joined && libc && x.hook_done && st[AIOC_STAT_HANDLED] > x.handled_at_hook) {
+            pthread_mutex_lock(&x.mu);
+            pthread_cond_signal(&x.cv);
+            pthread_mutex_unlock(&x.mu);
+        }
+    }
+    if (!joined) {
+        CHECK(0, "the thread was never cancelled (polls %ld)", x.polls);
+        x.stop = 1;
+        shared_word = 1;             /* a waiting futex returns EAGAIN */
+        syscall(SYS_futex, &shared_word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1,
+                NULL, NULL, 0);
+        if (write(x.p[1], "s", 1) != 1)
+            die("write");
+        pthread_mutex_lock(&x.mu);
+        pthread_cond_signal(&x.cv);
+        pthread_mutex_unlock(&x.mu);
+        pthread_join(th, NULL);
+        shared_word = 0;
+    }
+    aioc_test_after_probe = NULL;
+    shared_target = NULL;
+    stats_now(after);
+    CHECK(x.hook_runs >= 1, "the re-sender never reached the hook");
+    CHECK(x.probe_published, "the probe did not publish the blocked ppoll");
+    CHECK(x.futex_seen, "the thread never blocked in the futex wait");
+    /* One site: syscall() always; libc's wrappers on glibc >= 2.41 and
+     * musl (older glibc: reported only). */
+#if defined(__GLIBC__) && (__GLIBC__ == 2 && __GLIBC_MINOR__ < 41)
+    CHECK(x.same_pc || libc, "ppoll and futex did not share the return PC");
+#else
+    CHECK(x.same_pc, "poll and futex did not share the return PC");
+#endif
+    CHECK(x.futex_ecanceled == 0, "a futex wait returned ECANCELED %ld time(s)",
+          x.futex_ecanceled);
+    CHECK(libc || (x.futex_eintr == 1 && x.futex_other == 0),
+          "futex: %ld EINTR, %ld other", x.futex_eintr, x.futex_other);
+    CHECK(x.poll_r == -1 && x.poll_errno == ECANCELED,
+          "the last ppoll returned %ld (%s)", x.poll_r, strerror(x.poll_errno));
+    CHECK(x.state_after == AIOC_DISABLE, "state %d after acting", x.state_after);
+    report(name, "same_pc=%d futex_eintr=%ld futex_ecanceled=%ld "
+           "polls=%ld foreign=%lu", x.same_pc, x.futex_eintr, x.futex_ecanceled,
+           x.polls, after[AIOC_STAT_FOREIGN] - before[AIOC_STAT_FOREIGN]);
+    close(x.p[0]);
+    close(x.p[1]);
+    sem_destroy(&x.started);
+    pthread_cond_destroy(&x.cv);
+    pthread_mutex_destroy(&x.mu);
+}
+
+static void test_shared_site(void) { run_shared_site(0); }
+static void test_shared_site_libc(void) { run_shared_site(1); }
+
 /* ---- fork ------------------------------------------------------------------ */
 
 static void test_fork(void)
@@ -884,6 +1156,8 @@ static const struct {
     {"read_race", test_read_race},
     {"accept_race", test_accept_race},
     {"exit_race", test_exit_race},
+    {"shared_site", test_shared_site},
+    {"shared_site_libc", test_shared_site_libc},
     {"fork", test_fork},
 };
 
