@@ -95,8 +95,20 @@ def _hook(name: str, base: type, methods: Sequence[str]) -> type:
     return hook
 
 
-@functools.lru_cache(maxsize=None)
+# (base, hook) -> subclass: one class per factory, so isinstance checks and
+# pickling see a stable type (a plain dict: stubtest cannot see through
+# functools.lru_cache's wrapper).
+_SUBCLASSES: dict[tuple[type, type], type] = {}
+
+
 def _subclass(base: type, hook: type) -> type:
+    key = (base, hook)
+    if key not in _SUBCLASSES:
+        _SUBCLASSES[key] = _make_subclass(base, hook)
+    return _SUBCLASSES[key]
+
+
+def _make_subclass(base: type, hook: type) -> type:
     """`base` (the application's factory) with `hook` just above the C type
     in its MRO: the application's overrides run first and reach the guard
     through super(), as they would reach the C method."""

@@ -4,7 +4,6 @@ from types import TracebackType
 from _typeshed import WriteableBuffer
 from typing_extensions import disjoint_base
 
-NEGATIVE_TIMEOUT: str
 
 def futex_wait(buffer: WriteableBuffer, expected: int, timeout: float | None = ..., *,
                offset: int = ..., private: bool = ...) -> bool: ...

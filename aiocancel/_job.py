@@ -68,7 +68,7 @@ class Job:
         self.counted = False
         # aiocancel.on_cancel registrations (None: never any) and whether
         # one ran; see _on_cancel.
-        self.hooks: list | None = None
+        self.hooks: list[Any] | None = None
         self.hooks_ran = False
 
     def run(self) -> None:

@@ -11,7 +11,6 @@ against the known tables.
 """
 from __future__ import annotations
 
-import functools
 import os
 import platform
 import threading
@@ -62,11 +61,19 @@ def _reported_read_number(timeout: float = 10.0) -> int | None:
         os.close(w)
 
 
-@functools.lru_cache(maxsize=None)
+_NUMBERING: list[tuple[str, bool]] = []   # the answer, once probed
+
+
 def numbering() -> tuple[str, bool]:
     """The machine whose syscall numbers /proc shows here, and whether that
     is not this machine (emulated). This machine's own when nothing else
-    matches or nothing was seen."""
+    matches or nothing was seen. Probed once (a thread blocked in read)."""
+    if not _NUMBERING:
+        _NUMBERING.append(_probe_numbering())
+    return _NUMBERING[0]
+
+
+def _probe_numbering() -> tuple[str, bool]:
     seen = _reported_read_number()
     if seen is None or seen == _READ.get(MACHINE):
         return MACHINE, False

@@ -5,7 +5,6 @@ from typing import Any, Iterable
 
 from ._syscalls import _FD
 
-INT_OVERFLOW: str
 
 def select(rlist: Iterable[Any], wlist: Iterable[Any], xlist: Iterable[Any],
            timeout: float | None = ...) -> tuple[list[Any], list[Any], list[Any]]: ...
