@@ -13,6 +13,7 @@ from ._backend import SUPPORTED
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
 from ._loop import get_executor, install, to_thread
+from ._outcome import DEFAULT_GRACE, close_abandoned
 from ._patch import is_patched, patch, unpatch
 from ._stdin import ainput
 from .executor import Executor
@@ -35,4 +36,5 @@ __all__ = [
     "testcancel", "cancel_signal", "syscalls", "transparent",
     "Executor", "to_thread", "install", "get_executor", "aio",
     "patch", "unpatch", "is_patched", "ainput",
+    "DEFAULT_GRACE", "close_abandoned",
 ]

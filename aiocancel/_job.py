@@ -15,6 +15,13 @@ re-checks `cancel_requested` after it, while `cancel` sets the request before
 reading the state, so (with the GIL ordering the two threads' steps) at least
 one of them sends the request whenever both overlap.
 
+Two one-token lists decide the races that must have exactly one winner
+(``list.pop`` is atomic): `gate`, popped by the worker to start the job or by
+`cancel` to withdraw it (a withdrawn job never runs), and `hold`, popped by
+the worker when the job ends or by the watchdog when the job's grace period
+is over (the worker is then *detached*: replaced in its pool, it exits after
+the job). What the front ends do with all this is `aiocancel._outcome`.
+
 `pool` is the `Executor` the job was submitted to (None for jobs that other
 front ends run themselves); `run` tells it when the job's outcome exists,
 before `_finish` delivers it (if `handoff_finish`), so that the worker counts
@@ -25,11 +32,12 @@ begun yet, which no thread-level request could (job_begin clears it).
 """
 from __future__ import annotations
 
-import os
+from threading import get_ident as _get_ident
 from typing import Any, Callable, ClassVar
 
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
+from ._outcome import LOG_AFTER, close_abandoned, report_stuck, watch
 
 QUEUED, RUNNING, DONE = 0, 1, 2
 
@@ -42,7 +50,9 @@ class Job:
     """One call of `fn(*args, **kwargs)` on a worker; subclasses deliver it."""
 
     __slots__ = ("fn", "args", "kwargs", "state", "cancel_requested", "slot",
-                 "generation", "result", "exc", "acted", "pool", "counted")
+                 "generation", "result", "exc", "acted", "pool", "counted",
+                 "gate", "hold", "withdrawn", "detached", "thread", "grace",
+                 "target")
 
     # True when `_finish` only hands the outcome to another thread (an event
     # loop) and cannot block: the worker may then count itself idle before
@@ -62,13 +72,27 @@ class Job:
         self.acted = False
         self.pool: Any = None
         self.counted = False
+        self.gate = [None]
+        self.hold = [None]
+        self.withdrawn = False
+        self.detached = False
+        self.thread: int | None = None
+        self.grace: float | None = None
+        # What a stuck-job warning names (front ends wrapping `fn` set it).
+        self.target: Any = fn
 
     def run(self) -> None:
         """Worker side: run the job in MASKED state, then deliver it."""
-        if self._stopped():
+        try:
+            self.gate.pop()
+            stopped = self._stopped()
+        except IndexError:         # withdrawn by cancel(): never runs
+            stopped = True
+        if stopped:
             self.exc = Cancelled()
             self.acted = True
         else:
+            self.thread = _get_ident()
             self.slot, self.generation = _job_begin()
             self.state = RUNNING
             if self._stopped():
@@ -79,12 +103,19 @@ class Job:
                 self.exc = exc
             finally:
                 self.acted = _job_end()
-        self.fn = self.args = self.kwargs = None
         pool = self.pool
-        if pool is not None and self.handoff_finish:
+        try:
+            self.hold.pop()
+        except IndexError:         # the watchdog replaced this worker
+            self.detached = True
+        self.fn = self.args = self.kwargs = None
+        if pool is not None and self.handoff_finish and not self.detached:
             # Before anyone can see the job DONE: a caller that submits again
             # at once must find this worker idle, not start another thread.
             self.counted = pool._job_ending()
+        # The pool is not kept alive by its jobs' futures (an Executor
+        # dropped without shutdown() must let its workers exit).
+        self.pool = None
         self.state = DONE
         self._finish()
 
@@ -93,13 +124,51 @@ class Job:
         return self.cancel_requested or (pool is not None and pool._cancel_running)
 
     def cancel(self) -> bool:
-        """Request cancellation (any thread); False if the job was done."""
+        """Request cancellation (any thread); False if the job was done.
+        A job no worker has started is withdrawn (`withdrawn` True): it
+        will never run."""
         if self.state == DONE:
             return False
         self.cancel_requested = True
+        try:
+            self.gate.pop()
+            self.withdrawn = True
+            return True
+        except IndexError:
+            pass
         if self.state == RUNNING:
             _cancel_job(self.slot, self.generation)
         return True
+
+    def request_cancel(self, grace: float | None) -> None:
+        """A waiter gives up on the job (the contract of `_outcome`): cancel
+        it and, if it is running, arm the watchdog for its grace period."""
+        self.grace = grace
+        if self.cancel() and not self.withdrawn:
+            watch(LOG_AFTER if grace is None else grace, self)
+
+    def grace_expired(self) -> None:
+        """Watchdog thread: the job's grace period is over. Report it if it
+        still runs; with a finite grace, also detach its worker (the pool
+        replaces it) and release the waiter (`_gave_up`)."""
+        if self.state == DONE:
+            return
+        if self.grace is None:
+            report_stuck(self.target, self.thread, LOG_AFTER, leaving=False)
+            return
+        pool = self.pool           # read before the pop: see run()
+        try:
+            self.hold.pop()
+        except IndexError:         # it ended meanwhile
+            return
+        self.detached = True
+        report_stuck(self.target, self.thread, self.grace, leaving=True)
+        if pool is not None:
+            pool._detach()
+        self._gave_up()
+
+    def _gave_up(self) -> None:
+        """Watchdog thread: release whoever waits for this detached job."""
 
     def ended_cancelled(self) -> bool:
         """The rule every front end applies: the job counts as cancelled if
@@ -121,15 +190,4 @@ class Job:
         raise NotImplementedError
 
 
-def close_abandoned(result: Any) -> None:
-    """Default `on_abandoned_result`: release what a late result holds.
-
-    Objects with ``close()`` (sockets, files) are closed, and so is the fd of
-    an ``(fd, address)`` pair as `aiocancel.syscalls.accept` returns it. A bare
-    int is left alone: it may be a count, not an fd."""
-    close = getattr(result, "close", None)
-    if callable(close):
-        close()
-    elif (isinstance(result, tuple) and len(result) == 2
-          and isinstance(result[0], int) and not isinstance(result[0], bool)):
-        os.close(result[0])
+__all__ = ["Job", "close_abandoned", "QUEUED", "RUNNING", "DONE"]
