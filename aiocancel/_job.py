@@ -144,7 +144,9 @@ class Job:
         """A waiter gives up on the job (the contract of `_outcome`): cancel
         it and, if it is running, arm the watchdog for its grace period."""
         self.grace = grace
-        if self.cancel() and not self.withdrawn:
+        # Job.cancel: a subclass's cancel() may be its waiter's own entry
+        # point (JobFuture.cancel calls this).
+        if Job.cancel(self) and not self.withdrawn:
             watch(LOG_AFTER if grace is None else grace, self)
 
     def grace_expired(self) -> None:

@@ -357,8 +357,9 @@ class _LoopJob(AsyncioWaiting, Job):
         if exc is None:
             result, self.result = self.result, None
             return result
+        ended_cancelled = self.ended_cancelled()
         self.exc = None            # break the frame <-> exception cycle
-        if self.ended_cancelled():  # e.g. shutdown(cancel_futures=True)
+        if ended_cancelled:        # e.g. shutdown(cancel_futures=True)
             raise asyncio.CancelledError() from exc
         raise exc
 

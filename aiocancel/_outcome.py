@@ -20,9 +20,10 @@ waiting for a job gives up on it (a cancelled task, a cancelled future):
    ``on_abandoned_result``; the default, `close_abandoned`, closes only
    unambiguous resources.
 
-The timing of 2-3 is kept by one watchdog thread (started on the first
-cancel of a running job, never on the path of a job nobody cancels), which
-calls `Job.grace_expired` when a job's grace period is over.
+The timing of 2-3 is kept by one daemon watchdog thread (started with the
+first pool; it sleeps unless a running job was cancelled: no work on the
+path of a job nobody cancels), which calls `Job.grace_expired` when a job's
+grace period is over.
 """
 from __future__ import annotations
 
@@ -112,14 +113,21 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
         self._seq = 0
 
+    def start(self) -> None:
+        """Start the thread (once). Pools call this when they are made, so
+        that the thread exists before any job is cancelled."""
+        if self._thread is None:
+            with self._cond:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="aiocancel-watchdog", daemon=True)
+                    self._thread.start()
+
     def arm(self, delay: float, job: Any) -> None:
+        self.start()
         with self._cond:
             self._seq += 1
             heapq.heappush(self._heap, (time.monotonic() + delay, self._seq, job))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="aiocancel-watchdog", daemon=True)
-                self._thread.start()
             self._cond.notify()
 
     def _run(self) -> None:
@@ -144,6 +152,11 @@ _watchdog = _Watchdog()
 def watch(delay: float, job: Any) -> None:
     """Call ``job.grace_expired()`` in the watchdog thread after `delay` s."""
     _watchdog.arm(delay, job)
+
+
+def start_watchdog() -> None:
+    """Make sure the watchdog thread runs (see `_Watchdog.start`)."""
+    _watchdog.start()
 
 
 def _reset_after_fork() -> None:

@@ -8,14 +8,15 @@ import weakref
 from concurrent.futures import Future
 from concurrent.futures import _base
 from concurrent.futures import thread as _thread
-from concurrent.futures._base import RUNNING
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, RUNNING
 from concurrent.futures.thread import BrokenThreadPool, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from . import transparent as _transparent
 from ._backend import cancel as _cancel
 from ._job import DONE, Job
-from ._outcome import DEFAULT_GRACE, call_abandoned, check_grace, close_abandoned
+from ._outcome import (DEFAULT_GRACE, call_abandoned, check_grace, close_abandoned,
+                       start_watchdog)
 
 __all__ = ["Executor", "JobFuture", "IDLE_TIMEOUT"]
 
@@ -50,6 +51,8 @@ class JobFuture(Future):
     its next cancellation point: the future then ends with the job's own
     outcome, the `aiocancel.Cancelled` error it raised or the result it
     produced first; ``if not f.cancel(): f.result()`` never drops a result.
+    A running job that ``shutdown(cancel_futures=True)`` ended cancelled
+    leaves its future cancelled (``cancelled()`` True).
     A result that nobody takes from such a future (``install()`` +
     ``asyncio.to_thread``: asyncio drops a cancelled task's future) is
     passed to `aiocancel.close_abandoned` when the future is collected.
@@ -59,12 +62,14 @@ class JobFuture(Future):
 
     _job: "_FutureJob"
     _late: _LateResult | None = None
+    _cancel_sent = False
 
     def cancel(self) -> bool:
         with self._condition:
             running = self._state == RUNNING
         if not running:
             return super().cancel()
+        self._cancel_sent = True
         job = self._job
         if job.state != DONE and self._late is None:
             self._late = late = _LateResult()
@@ -72,6 +77,18 @@ class JobFuture(Future):
         pool = job.pool
         job.request_cancel(pool._grace if pool is not None else DEFAULT_GRACE)
         return False
+
+    def _end_cancelled(self) -> None:
+        # A running job that shutdown(cancel_futures=True) cancelled (no
+        # cancel() call returned False for it): RUNNING -> CANCELLED_AND_NOTIFIED
+        # directly; nobody will call set_running_or_notify_cancel again, so
+        # notify waiters here.
+        with self._condition:
+            self._state = CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()
 
     def result(self, timeout: float | None = None) -> Any:
         late = self._late
@@ -106,7 +123,10 @@ class _FutureJob(Job):
     def _finish(self) -> None:
         future = self.future
         if self.exc is not None:
-            future.set_exception(self.exc)
+            if not future._cancel_sent and self.ended_cancelled():
+                future._end_cancelled()
+            else:
+                future.set_exception(self.exc)
         else:
             late = future._late
             if late is not None:
@@ -265,6 +285,7 @@ class Executor(ThreadPoolExecutor):
         self._idle_timeout = IDLE_TIMEOUT
         self._thread_numbers = itertools.count()
         self._stuck = 0            # detached workers, not counted in max_workers
+        start_watchdog()
 
     @property
     def grace(self) -> float | None:
