@@ -83,11 +83,12 @@ class Job:
 
     def run(self) -> None:
         """Worker side: run the job in MASKED state, then deliver it."""
+        withdrawn = False
         try:
             self.gate.pop()
             stopped = self._stopped()
         except IndexError:         # withdrawn by cancel(): never runs
-            stopped = True
+            stopped = withdrawn = True
         if stopped:
             self.exc = Cancelled()
             self.acted = True
@@ -109,7 +110,11 @@ class Job:
         except IndexError:         # the watchdog replaced this worker
             self.detached = True
         self.fn = self.args = self.kwargs = None
-        if pool is not None and self.handoff_finish and not self.detached:
+        if withdrawn:
+            # cancel() gave the job's idle count back: this dequeue consumed
+            # none, the worker is still counted.
+            self.counted = True
+        elif pool is not None and self.handoff_finish and not self.detached:
             # Before anyone can see the job DONE: a caller that submits again
             # at once must find this worker idle, not start another thread.
             self.counted = pool._job_ending()
@@ -132,10 +137,16 @@ class Job:
         self.cancel_requested = True
         try:
             self.gate.pop()
-            self.withdrawn = True
-            return True
         except IndexError:
             pass
+        else:
+            self.withdrawn = True
+            pool = self.pool
+            if pool is not None:
+                # The queued entry no longer needs a worker: give its idle
+                # count back, or the next submit would start a thread.
+                pool._withdrawn()
+            return True
         if self.state == RUNNING:
             _cancel_job(self.slot, self.generation)
         return True

@@ -323,6 +323,10 @@ class Executor(ThreadPoolExecutor):
         self._idle_semaphore.release()
         return True
 
+    def _withdrawn(self) -> None:
+        """A queued job was withdrawn (`Job.cancel`): it needs no worker."""
+        self._idle_semaphore.release()
+
     def _adjust_thread_count(self) -> None:
         if self._idle_semaphore.acquire(timeout=0):
             return

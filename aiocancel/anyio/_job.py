@@ -15,7 +15,7 @@ import contextvars
 from typing import Any, Awaitable, Callable, ClassVar, TypeVar
 
 from .._job import Job
-from .._outcome import call_abandoned
+from .._outcome import call_abandoned, close_abandoned
 
 __all__ = ["AnyioJob", "WorkerBackend", "worker_context"]
 
@@ -128,7 +128,10 @@ class WorkerBackend:
     async def run_sync_in_worker_thread(cls, func: Callable[..., T], args: tuple,
                                         abandon_on_cancel: bool = False,
                                         limiter: Any = None) -> T:
-        return await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter, None)
+        # anyio's API has no on_abandoned_result: the default applies (it
+        # closes only sockets and file objects).
+        return await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter,
+                                       close_abandoned)
 
     @classmethod
     async def aiocancel_run_sync(cls, func: Callable[..., T], args: tuple,
