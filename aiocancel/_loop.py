@@ -271,24 +271,30 @@ def _loop_jobs(loop: asyncio.AbstractEventLoop) -> _LoopJobs | None:
         return state
     state = _LoopJobs()
     ref = weakref.ref(state)
-    close = loop.close
-    shutdown = loop.shutdown_default_executor
+    # The hooks live in the loop's __dict__: they must not reference the
+    # loop (nor its bound methods), or the loop outlives its last user.
+    loop_ref = weakref.ref(loop)
+    cls = type(loop)
 
     def close_hook() -> None:
         # Closing the loop cancels its jobs: nobody can receive them now.
         live = ref()
         if live is not None:
             live.closing()
-        close()
+        target = loop_ref()
+        if target is not None:
+            cls.close(target)
 
     async def shutdown_hook(timeout: float | None = None) -> None:
-        live = ref()
+        live, target = ref(), loop_ref()
+        if target is None:
+            return
         if live is not None:
-            await live.wait_abandoned(loop, timeout)
+            await live.wait_abandoned(target, timeout)
         if timeout is None:
-            await shutdown()
+            await cls.shutdown_default_executor(target)
         else:              # 3.12+: asyncio.run passes THREAD_JOIN_TIMEOUT
-            await shutdown(timeout)
+            await cls.shutdown_default_executor(target, timeout)
 
     try:
         loop._aiocancel_jobs = state           # type: ignore[attr-defined]
