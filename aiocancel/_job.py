@@ -109,7 +109,8 @@ class Job:
             self.hold.pop()
         except IndexError:         # the watchdog replaced this worker
             self.detached = True
-        self.fn = self.args = self.kwargs = None
+        # Keep nothing of the call alive (CPython's test_no_stale_references).
+        self.fn = self.args = self.kwargs = self.target = None
         if withdrawn:
             # cancel() gave the job's idle count back: this dequeue consumed
             # none, the worker is still counted.
@@ -195,7 +196,7 @@ class Job:
     def fail(self, exc: BaseException) -> None:
         """End a job that never ran (broken or shut-down pool)."""
         self.exc = exc
-        self.fn = self.args = self.kwargs = None
+        self.fn = self.args = self.kwargs = self.target = None
         self.state = DONE
         self._finish()
 
