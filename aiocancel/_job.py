@@ -159,7 +159,13 @@ class Job:
         # Job.cancel: a subclass's cancel() may be its waiter's own entry
         # point (JobFuture.cancel calls this).
         if Job.cancel(self) and not self.withdrawn:
-            watch(LOG_AFTER if grace is None else grace, self)
+            self._arm(LOG_AFTER if grace is None else grace)
+
+    def _arm(self, delay: float) -> None:
+        """Have `grace_expired` called in `delay` s (default: by the
+        watchdog thread; an event-loop front end uses its loop's timer,
+        which costs the cancel path no thread wake-up)."""
+        watch(delay, self)
 
     def grace_expired(self) -> None:
         """Watchdog thread: the job's grace period is over. Report it if it

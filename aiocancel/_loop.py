@@ -157,12 +157,20 @@ class AsyncioWaiting:
     detached: bool
     withdrawn: bool
     exc: BaseException | None
+    timer: asyncio.TimerHandle | None
     cancel: Callable[[], bool]
     request_cancel: Callable[[float | None], None]
+    grace_expired: Callable[[], None]
     abandon: Callable[[], None]
 
+    def _arm(self, delay: float) -> None:
+        # The loop's own timer: no thread to wake on the cancel path. The
+        # handle is cancelled once the task stops waiting (`settle`).
+        self.timer = self.loop.call_later(delay, self.grace_expired)
+
     def _gave_up(self) -> None:
-        # Watchdog thread: the grace period is over; wake the waiting task.
+        # The grace period is over (on the loop thread, or the watchdog's
+        # for a job armed elsewhere): wake the waiting task.
         try:
             self.loop.call_soon_threadsafe(self._wake_waiter)
         except RuntimeError:
@@ -204,7 +212,12 @@ class AsyncioWaiting:
         if self.state != DONE:
             self.request_cancel(grace)
             if not abandon and not self.withdrawn:
-                await self.wait_settled()
+                try:
+                    await self.wait_settled()
+                finally:
+                    timer = self.timer
+                    if timer is not None and self.state == DONE:
+                        timer.cancel()         # nothing left to report
         cause = self.exc
         self.exc = None
         self.abandon()             # a result it produced goes to on_abandoned
@@ -308,7 +321,7 @@ def _loop_jobs(loop: asyncio.AbstractEventLoop) -> _LoopJobs | None:
 class _LoopJob(AsyncioWaiting, Job):
     """A job whose completion wakes a coroutine on an event loop."""
 
-    __slots__ = ("loop", "waiter", "abandoned", "on_abandoned", "tracker")
+    __slots__ = ("loop", "waiter", "abandoned", "on_abandoned", "tracker", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  on_abandoned: Callable[[Any], object] | None,
@@ -319,6 +332,7 @@ class _LoopJob(AsyncioWaiting, Job):
         self.abandoned = False
         self.on_abandoned = on_abandoned
         self.tracker: _LoopJobs | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def _finish(self) -> None:
         # Worker thread. Hand over to the loop, even when abandoned, so that

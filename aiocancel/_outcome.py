@@ -27,6 +27,7 @@ grace period is over.
 """
 from __future__ import annotations
 
+import asyncio
 import heapq
 import io
 import logging
@@ -176,11 +177,20 @@ def anyio_shield() -> Any:
     whole core. Inside a shielded scope anyio stops; the waiter still ends
     cancelled (it re-raises the CancelledError it accepted), and the grace
     period still bounds the wait."""
-    anyio = sys.modules.get("anyio")
-    if anyio is None:
+    backend = sys.modules.get("anyio._backends._asyncio")
+    if backend is None:
         return None
+    # Only a task inside an anyio cancel scope needs (and pays for) one.
+    states = getattr(backend, "_task_states", None)
+    if states is not None:
+        try:
+            state = states.get(asyncio.current_task())
+        except TypeError:
+            state = None
+        if state is None or getattr(state, "cancel_scope", True) is None:
+            return None
     try:
-        return anyio.CancelScope(shield=True)
+        return backend.CancelScope(shield=True)
     except Exception:              # noqa: BLE001 - no anyio context here
         return None
 

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class _AsyncioJob(AsyncioWaiting, AnyioJob):
-    __slots__ = ("loop", "waiter")
+    __slots__ = ("loop", "waiter", "timer")
     token_with_task = True     # anyio's asyncio backend: the task returns it
 
     def _to_loop(self, callback: Callable[[], None]) -> None:
@@ -65,6 +65,7 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple,
     pool = worker_pool()
     job = _AsyncioJob(_call, (), limiter, on_abandoned)
     job.loop = loop
+    job.timer = None
     job.target = func
     await limiter.acquire_on_behalf_of(job)
     try:
