@@ -20,10 +20,11 @@ waiting for a job gives up on it (a cancelled task, a cancelled future):
    ``on_abandoned_result``; the default, `close_abandoned`, closes only
    unambiguous resources.
 
-The timing of 2-3 is kept by one daemon watchdog thread (started with the
-first pool; it sleeps unless a running job was cancelled: no work on the
-path of a job nobody cancels), which calls `Job.grace_expired` when a job's
-grace period is over.
+The timing of 2-3 is kept by the event loop's timer for the asyncio front
+ends, and otherwise (futures, trio) by one daemon watchdog thread, started
+the first time such a running job is cancelled (never on the path of a job
+nobody cancels), which calls `Job.grace_expired` when a job's grace period
+is over.
 """
 from __future__ import annotations
 
@@ -115,8 +116,7 @@ class _Watchdog:
         self._seq = 0
 
     def start(self) -> None:
-        """Start the thread (once). Pools call this when they are made, so
-        that the thread exists before any job is cancelled."""
+        """Start the thread (once)."""
         if self._thread is None:
             with self._cond:
                 if self._thread is None:

@@ -15,8 +15,7 @@ from typing import Any, Callable, TypeVar
 from . import transparent as _transparent
 from ._backend import cancel as _cancel
 from ._job import DONE, Job
-from ._outcome import (DEFAULT_GRACE, call_abandoned, check_grace, close_abandoned,
-                       start_watchdog)
+from ._outcome import DEFAULT_GRACE, call_abandoned, check_grace, close_abandoned
 
 __all__ = ["Executor", "JobFuture", "IDLE_TIMEOUT"]
 
@@ -285,7 +284,6 @@ class Executor(ThreadPoolExecutor):
         self._idle_timeout = IDLE_TIMEOUT
         self._thread_numbers = itertools.count()
         self._stuck = 0            # detached workers, not counted in max_workers
-        start_watchdog()
 
     @property
     def grace(self) -> float | None:
