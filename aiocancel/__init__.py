@@ -14,6 +14,7 @@ from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
 from ._loop import get_executor, install, to_thread
 from ._on_cancel import on_cancel
+from ._outcome import DEFAULT_GRACE, close_abandoned
 from ._patch import is_patched, patch, unpatch
 from ._stdin import ainput
 from ._version import __version__
@@ -37,4 +38,5 @@ __all__ = [
     "testcancel", "cancel_signal", "syscalls", "transparent",
     "Executor", "to_thread", "install", "get_executor", "aio",
     "patch", "unpatch", "is_patched", "ainput", "on_cancel",
+    "DEFAULT_GRACE", "close_abandoned",
 ]

@@ -15,6 +15,13 @@ re-checks `cancel_requested` after it, while `cancel` sets the request before
 reading the state, so (with the GIL ordering the two threads' steps) at least
 one of them sends the request whenever both overlap.
 
+Two one-token lists decide the races that must have exactly one winner
+(``list.pop`` is atomic): `gate`, popped by the worker to start the job or by
+`cancel` to withdraw it (a withdrawn job never runs), and `hold`, popped by
+the worker when the job ends or by the watchdog when the job's grace period
+is over (the worker is then *detached*: replaced in its pool, it exits after
+the job). What the front ends do with all this is `aiocancel._outcome`.
+
 `pool` is the `Executor` the job was submitted to (None for jobs that other
 front ends run themselves); `run` tells it when the job's outcome exists,
 before `_finish` delivers it (if `handoff_finish`), so that the worker counts
@@ -25,12 +32,13 @@ begun yet, which no thread-level request could (job_begin clears it).
 """
 from __future__ import annotations
 
-import os
+from threading import get_ident as _get_ident
 from typing import Any, Callable, ClassVar
 
 from . import _on_cancel
 from ._backend import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
+from ._outcome import LOG_AFTER, close_abandoned, report_stuck, watch
 
 QUEUED, RUNNING, DONE = 0, 1, 2
 
@@ -44,7 +52,8 @@ class Job:
 
     __slots__ = ("fn", "args", "kwargs", "state", "cancel_requested", "slot",
                  "generation", "result", "exc", "acted", "pool", "counted",
-                 "hooks", "hooks_ran")
+                 "gate", "hold", "withdrawn", "detached", "thread", "grace",
+                 "target", "hooks", "hooks_ran")
 
     # True when `_finish` only hands the outcome to another thread (an event
     # loop) and cannot block: the worker may then count itself idle before
@@ -66,6 +75,14 @@ class Job:
         self.acted = False
         self.pool: Any = None
         self.counted = False
+        self.gate = [None]
+        self.hold = [None]
+        self.withdrawn = False
+        self.detached = False
+        self.thread: int | None = None
+        self.grace: float | None = None
+        # What a stuck-job warning names (front ends wrapping `fn` set it).
+        self.target: Any = fn
         # aiocancel.on_cancel registrations (None: never any) and whether
         # one ran; see _on_cancel.
         self.hooks: list[Any] | None = None
@@ -73,10 +90,17 @@ class Job:
 
     def run(self) -> None:
         """Worker side: run the job in MASKED state, then deliver it."""
-        if self._stopped():
+        withdrawn = False
+        try:
+            self.gate.pop()
+            stopped = self._stopped()
+        except IndexError:         # withdrawn by cancel(): never runs
+            stopped = withdrawn = True
+        if stopped:
             self.exc = Cancelled()
             self.acted = True
         else:
+            self.thread = _get_ident()
             self.slot, self.generation = _job_begin()
             self.state = RUNNING
             if self._stopped():
@@ -93,12 +117,24 @@ class Job:
                 # An exception after an on_cancel callback ran is the
                 # library's own report of the cancellation.
                 self.acted = _job_end() or (self.hooks_ran and self.exc is not None)
-        self.fn = self.args = self.kwargs = None
         pool = self.pool
-        if pool is not None and self.handoff_finish:
+        try:
+            self.hold.pop()
+        except IndexError:         # the watchdog replaced this worker
+            self.detached = True
+        # Keep nothing of the call alive (CPython's test_no_stale_references).
+        self.fn = self.args = self.kwargs = self.target = None
+        if withdrawn:
+            # cancel() gave the job's idle count back: this dequeue consumed
+            # none, the worker is still counted.
+            self.counted = True
+        elif pool is not None and self.handoff_finish and not self.detached:
             # Before anyone can see the job DONE: a caller that submits again
             # at once must find this worker idle, not start another thread.
             self.counted = pool._job_ending()
+        # The pool is not kept alive by its jobs' futures (an Executor
+        # dropped without shutdown() must let its workers exit).
+        self.pool = None
         self.state = DONE
         self._finish()
 
@@ -107,16 +143,68 @@ class Job:
         return self.cancel_requested or (pool is not None and pool._cancel_running)
 
     def cancel(self) -> bool:
-        """Request cancellation (any thread); False if the job was done."""
+        """Request cancellation (any thread); False if the job was done.
+        A job no worker has started is withdrawn (`withdrawn` True): it
+        will never run."""
         if self.state == DONE:
             return False
         self.cancel_requested = True
+        try:
+            self.gate.pop()
+        except IndexError:
+            pass
+        else:
+            self.withdrawn = True
+            pool = self.pool
+            if pool is not None:
+                # The queued entry no longer needs a worker: give its idle
+                # count back, or the next submit would start a thread.
+                pool._withdrawn()
+            return True
         if self.state == RUNNING:
             if self.hooks:
                 # Before the interrupt, which may end the job (dropping them).
                 _on_cancel.fire(self)
             _cancel_job(self.slot, self.generation)
         return True
+
+    def request_cancel(self, grace: float | None) -> None:
+        """A waiter gives up on the job (the contract of `_outcome`): cancel
+        it and, if it is running, arm the watchdog for its grace period."""
+        self.grace = grace
+        # Job.cancel: a subclass's cancel() may be its waiter's own entry
+        # point (JobFuture.cancel calls this).
+        if Job.cancel(self) and not self.withdrawn:
+            self._arm(LOG_AFTER if grace is None else grace)
+
+    def _arm(self, delay: float) -> None:
+        """Have `grace_expired` called in `delay` s (default: by the
+        watchdog thread; an event-loop front end uses its loop's timer,
+        which costs the cancel path no thread wake-up)."""
+        watch(delay, self)
+
+    def grace_expired(self) -> None:
+        """Watchdog thread: the job's grace period is over. Report it if it
+        still runs; with a finite grace, also detach its worker (the pool
+        replaces it) and release the waiter (`_gave_up`)."""
+        if self.state == DONE:
+            return
+        if self.grace is None:
+            report_stuck(self.target, self.thread, LOG_AFTER, leaving=False)
+            return
+        pool = self.pool           # read before the pop: see run()
+        try:
+            self.hold.pop()
+        except IndexError:         # it ended meanwhile
+            return
+        self.detached = True
+        report_stuck(self.target, self.thread, self.grace, leaving=True)
+        if pool is not None:
+            pool._detach()
+        self._gave_up()
+
+    def _gave_up(self) -> None:
+        """Watchdog thread: release whoever waits for this detached job."""
 
     def ended_cancelled(self) -> bool:
         """The rule every front end applies: the job counts as cancelled if
@@ -132,7 +220,7 @@ class Job:
     def fail(self, exc: BaseException) -> None:
         """End a job that never ran (broken or shut-down pool)."""
         self.exc = exc
-        self.fn = self.args = self.kwargs = None
+        self.fn = self.args = self.kwargs = self.target = None
         self.state = DONE
         self._finish()
 
@@ -140,15 +228,4 @@ class Job:
         raise NotImplementedError
 
 
-def close_abandoned(result: Any) -> None:
-    """Default `on_abandoned_result`: release what a late result holds.
-
-    Objects with ``close()`` (sockets, files) are closed, and so is the fd of
-    an ``(fd, address)`` pair as `aiocancel.syscalls.accept` returns it. A bare
-    int is left alone: it may be a count, not an fd."""
-    close = getattr(result, "close", None)
-    if callable(close):
-        close()
-    elif (isinstance(result, tuple) and len(result) == 2
-          and isinstance(result[0], int) and not isinstance(result[0], bool)):
-        os.close(result[0])
+__all__ = ["Job", "close_abandoned", "QUEUED", "RUNNING", "DONE"]

@@ -2,7 +2,13 @@
 
 One hop each way: `to_thread` queues a `Job` on the executor (no
 concurrent.futures.Future, no wrap_future), and the worker wakes the awaiting
-coroutine with a single ``call_soon_threadsafe``.
+coroutine with a single ``call_soon_threadsafe``. What a cancelled task gets
+is `aiocancel._outcome`'s rule; this module only waits the asyncio way.
+
+Each loop that runs a `to_thread` job gets two hooks (`_LoopJobs`): its
+``shutdown_default_executor`` (which ``asyncio.run`` awaits before it
+returns) also waits for the jobs the loop's tasks left behind, and its
+``close`` cancels the jobs still running.
 """
 from __future__ import annotations
 
@@ -10,10 +16,13 @@ import asyncio
 import contextvars
 import os
 import threading
+import warnings
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ParamSpec, TypeVar, TypeVarTuple, Unpack, overload
 
-from ._job import DONE, Job, close_abandoned
+from ._job import DONE, Job
+from ._outcome import (DEFAULT_GRACE, anyio_shield, call_abandoned, check_grace,
+                       close_abandoned)
 from .executor import Executor
 
 __all__ = ["to_thread", "install", "get_executor"]
@@ -73,7 +82,8 @@ def get_executor(loop: asyncio.AbstractEventLoop | None = None) -> Executor:
 
 def install(loop: asyncio.AbstractEventLoop | None = None,
             executor: Executor | None = None, *,
-            transparent: bool = False, patch: bool = False) -> Executor:
+            transparent: bool = False, patch: bool = False,
+            grace: Any = _MISSING) -> Executor:
     """Make `loop`'s (default: the running loop's) default executor an
     `aiocancel.Executor` (`executor`, or a new one), and return it.
 
@@ -84,11 +94,18 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     the request to the worker. `aiocancel.to_thread` uses the same executor.
 
     What differs from `aiocancel.to_thread`: asyncio releases the cancelled
-    task at once instead of waiting for the worker, so a result that the job
-    produced anyway (its syscall returned before the request acted) is
-    dropped, and an exception a library raised instead of `Cancelled` is
-    lost too; the worker itself is freed as soon as the job reaches a
-    cancellation point. Prefer `aiocancel.to_thread` where results matter.
+    task at once instead of waiting for the worker (``JobFuture.cancel()``
+    returns False for the running job, as the stdlib's does, yet sends the
+    request), so the task's deadline is exactly stock asyncio's. A result
+    the job produced anyway (its syscall returned before the request acted)
+    is passed to `close_abandoned` when asyncio drops the future; the worker
+    is freed as soon as the job reaches a cancellation point, or replaced
+    after the pool's grace period. Prefer `aiocancel.to_thread` where
+    results matter.
+
+    ``grace`` (seconds or None) sets the executor's grace period, which is
+    also `aiocancel.to_thread`'s default on this loop; a new executor gets
+    `aiocancel.DEFAULT_GRACE` when it is not given.
 
     ``transparent=True`` (when no `executor` is given) makes blocking calls
     inside foreign C code cancellable too; see `aiocancel.transparent`.
@@ -101,6 +118,8 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     jobs make (``time.sleep``, socket methods, ``queue.Queue.get``...) are
     cancellation points too.
     """
+    if grace is not _MISSING:
+        grace = check_grace(grace)
     if patch:
         from ._patch import patch as _patch_stdlib
         _patch_stdlib()
@@ -112,12 +131,16 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     if executor is None:
         if (isinstance(previous, Executor) and not previous._shutdown
                 and previous._transparent == transparent):
+            if grace is not _MISSING:
+                previous._grace = grace
             return previous
         executor = Executor(thread_name_prefix="aiocancel",
                             transparent=transparent)
     elif not isinstance(executor, Executor):
         raise TypeError(f"executor must be an aiocancel.Executor, not "
                         f"{type(executor).__name__}")
+    if grace is not _MISSING:
+        executor._grace = grace
     loop.set_default_executor(executor)
     _installed[loop] = executor
     if previous is not None and previous is not _MISSING and previous is not executor:
@@ -125,10 +148,184 @@ def install(loop: asyncio.AbstractEventLoop | None = None,
     return executor
 
 
-class _LoopJob(Job):
+class AsyncioWaiting:
+    """How a task on an asyncio or uvloop loop waits for a job it was
+    cancelled over: `aiocancel._outcome`'s rule the asyncio way. Mixed into
+    `_LoopJob` and the anyio asyncio backend's job, which provide `loop`,
+    `waiter` (the future the job's end sets) and ``abandon()``."""
+
+    __slots__ = ()
+    loop: asyncio.AbstractEventLoop
+    waiter: "asyncio.Future[None]"
+    state: int
+    detached: bool
+    withdrawn: bool
+    exc: BaseException | None
+    timer: asyncio.TimerHandle | None
+    cancel: Callable[[], bool]
+    request_cancel: Callable[[float | None], None]
+    grace_expired: Callable[[], None]
+    abandon: Callable[[], None]
+
+    def _arm(self, delay: float) -> None:
+        # The loop's own timer: no thread to wake on the cancel path. The
+        # handle is cancelled once the task stops waiting (`settle`).
+        self.timer = self.loop.call_later(delay, self.grace_expired)  # type: ignore[misc]  # slot of the concrete job class
+
+    def _gave_up(self) -> None:
+        # The grace period is over (on the loop thread, or the watchdog's
+        # for a job armed elsewhere): wake the waiting task.
+        try:
+            self.loop.call_soon_threadsafe(self._wake_waiter)
+        except RuntimeError:
+            pass
+
+    def _wake_waiter(self) -> None:
+        if not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait_settled(self) -> None:
+        """After the cancel request: wait until the job is done or detached
+        (grace period over). Further cancels are absorbed (they are counted
+        in ``cancelling()``, and one CancelledError will be raised) without
+        spinning: each is one wake-up, and anyio's repeated delivery is
+        stopped by a shield scope (`anyio_shield`)."""
+        shield = anyio_shield()
+        if shield is not None:
+            with shield:
+                await self._wait_settled()
+        else:
+            await self._wait_settled()
+
+    async def _wait_settled(self) -> None:
+        while self.state != DONE and not self.detached:
+            self.waiter = self.loop.create_future()  # type: ignore[misc]  # slot of the concrete job class
+            try:
+                await self.waiter
+            except asyncio.CancelledError:
+                continue
+            except BaseException:
+                self.cancel()
+                self.abandon()
+                raise
+
+    async def settle(self, cancelled: asyncio.CancelledError,
+                     grace: float | None, abandon: bool) -> None:
+        """The task was cancelled while awaiting the job: apply the rule of
+        `aiocancel._outcome` and raise `cancelled`."""
+        if self.state != DONE:
+            self.request_cancel(grace)
+            if not abandon and not self.withdrawn:
+                try:
+                    await self.wait_settled()
+                finally:
+                    timer = self.timer
+                    if timer is not None and self.state == DONE:
+                        timer.cancel()         # nothing left to report
+        cause = self.exc
+        self.exc = None            # type: ignore[misc]  # slot of the concrete job class
+        self.abandon()             # a result it produced goes to on_abandoned
+        raise cancelled from cause
+
+
+class _LoopJobs:
+    """The `to_thread` jobs of one event loop that are not delivered yet,
+    and the hooks that make the loop's exit wait for them (module doc)."""
+
+    __slots__ = ("jobs", "drained", "at_close", "__weakref__")
+
+    def __init__(self) -> None:
+        self.jobs: set[_LoopJob] = set()
+        self.drained: asyncio.Future[None] | None = None
+        # Run when the loop closes (the anyio backend's per-loop pool).
+        self.at_close: list[Callable[[], None]] = []
+
+    def discard(self, job: "_LoopJob") -> None:
+        jobs = self.jobs
+        jobs.discard(job)
+        if not jobs and self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    async def wait_abandoned(self, loop: asyncio.AbstractEventLoop,
+                             timeout: float | None) -> None:
+        """Wait for the jobs whose tasks left (none of them awaits anymore),
+        as the stdlib waits for its default executor's threads."""
+        if not self.jobs:
+            return
+        self.drained = loop.create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.drained), timeout)
+        except TimeoutError:
+            warnings.warn(f"aiocancel: {len(self.jobs)} to_thread jobs did not "
+                          f"end within {timeout} seconds", RuntimeWarning,
+                          stacklevel=2)
+        finally:
+            self.drained = None
+
+    def closing(self) -> None:
+        """The loop closes: cancel its jobs (nobody can receive them now)."""
+        for job in list(self.jobs):
+            job.abandoned = True
+            job.cancel()
+        callbacks, self.at_close = self.at_close, []
+        for callback in callbacks:
+            callback()
+
+
+def at_close(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Call `callback()` when `loop` closes (never if the loop takes no
+    attributes: see `_loop_jobs`)."""
+    state = _loop_jobs(loop)
+    if state is not None:
+        state.at_close.append(callback)
+
+
+def _loop_jobs(loop: asyncio.AbstractEventLoop) -> _LoopJobs | None:
+    """The loop's `_LoopJobs`, hooking the loop the first time. None if the
+    loop takes no attributes (then its exit does not wait)."""
+    state: _LoopJobs | None = getattr(loop, "_aiocancel_jobs", None)
+    if state is not None:
+        return state
+    state = _LoopJobs()
+    ref = weakref.ref(state)
+    # The hooks live in the loop's __dict__: they must not reference the
+    # loop (nor its bound methods), or the loop outlives its last user.
+    loop_ref = weakref.ref(loop)
+    cls = type(loop)
+
+    def close_hook() -> None:
+        # Closing the loop cancels its jobs: nobody can receive them now.
+        live = ref()
+        if live is not None:
+            live.closing()
+        target = loop_ref()
+        if target is not None:
+            cls.close(target)
+
+    async def shutdown_hook(timeout: float | None = None) -> None:
+        live, target = ref(), loop_ref()
+        if target is None:
+            return
+        if live is not None:
+            await live.wait_abandoned(target, timeout)
+        if timeout is None:
+            await cls.shutdown_default_executor(target)
+        else:              # 3.12+: asyncio.run passes THREAD_JOIN_TIMEOUT
+            await cls.shutdown_default_executor(target, timeout)  # type: ignore[call-arg, unused-ignore]
+
+    try:
+        loop._aiocancel_jobs = state           # type: ignore[attr-defined]
+        loop.close = close_hook                # type: ignore[method-assign]
+        loop.shutdown_default_executor = shutdown_hook  # type: ignore[method-assign]
+    except (AttributeError, TypeError):
+        return None
+    return state
+
+
+class _LoopJob(AsyncioWaiting, Job):
     """A job whose completion wakes a coroutine on an event loop."""
 
-    __slots__ = ("loop", "waiter", "abandoned", "on_abandoned")
+    __slots__ = ("loop", "waiter", "abandoned", "on_abandoned", "tracker", "timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop,
                  on_abandoned: Callable[[Any], object] | None,
@@ -139,37 +336,30 @@ class _LoopJob(Job):
         self.waiter = loop.create_future()
         self.abandoned = False
         self.on_abandoned = on_abandoned
+        self.tracker: _LoopJobs | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def _finish(self) -> None:
-        # Worker thread. Always hand over to the loop, even when abandoned,
-        # so that on_abandoned_result runs on the loop's thread.
+        # Worker thread. Hand over to the loop, even when abandoned, so that
+        # on_abandoned_result runs on the loop's thread; a closed loop
+        # cancelled its jobs: the result is released here.
         try:
             self.loop.call_soon_threadsafe(self._wake)
-        except RuntimeError:       # the loop is closed: nobody will collect
+        except RuntimeError:
             self._release()
 
     def _wake(self) -> None:
+        tracker = self.tracker
+        if tracker is not None:
+            tracker.discard(self)
         if self.abandoned:
             self._release()
         elif not self.waiter.done():
             self.waiter.set_result(None)
 
-    async def wait_done(self) -> None:
-        """Wait for the worker to finish the job, whatever more cancels come:
-        the task is not released before the worker is."""
-        while self.state != DONE:
-            self.waiter = self.loop.create_future()
-            try:
-                await self.waiter
-            except asyncio.CancelledError:
-                pass
-            except BaseException:
-                self.abandon()
-                raise
-
     def abandon(self) -> None:
-        """Stop caring (loop thread): cancel the job; a result it produces
-        anyway goes to `on_abandoned`, now if it is already there."""
+        """Stop caring (loop thread): cancel the job; what it produces goes
+        to `on_abandoned`, now if it is already there."""
         self.cancel()
         self.abandoned = True
         if self.state == DONE:
@@ -177,78 +367,49 @@ class _LoopJob(Job):
 
     def _release(self) -> None:
         result, self.result, self.exc = self.result, None, None
-        callback = self.on_abandoned
-        if callback is None or result is None:
-            return
-        try:
-            callback(result)
-        except Exception as exc:   # noqa: BLE001 - reported, never lost
-            self.loop.call_exception_handler({
-                "message": "aiocancel: on_abandoned_result callback failed",
-                "exception": exc,
-            })
+        call_abandoned(self.on_abandoned, result, self._report)
 
-    def outcome(self, cancelled: asyncio.CancelledError | None) -> Any:
-        """The awaiting coroutine's result, once the job is DONE."""
+    def _report(self, exc: BaseException) -> None:
+        self.loop.call_exception_handler({
+            "message": "aiocancel: on_abandoned_result callback failed",
+            "exception": exc,
+        })
+
+    def outcome(self) -> Any:
+        """The awaiting coroutine's result once the job is DONE, the task
+        not cancelled."""
         exc = self.exc
         if exc is None:
             result, self.result = self.result, None
-            if cancelled is not None:
-                _keep_pending(self.loop, cancelled)
             return result
         ended_cancelled = self.ended_cancelled()
         self.exc = None            # break the frame <-> exception cycle
-        if ended_cancelled:
-            if cancelled is None:  # e.g. shutdown(cancel_futures=True)
-                cancelled = asyncio.CancelledError()
-            raise cancelled from exc
-        if cancelled is not None:
-            _keep_pending(self.loop, cancelled)
+        if ended_cancelled:        # e.g. shutdown(cancel_futures=True)
+            raise asyncio.CancelledError() from exc
         raise exc
 
-
-def _keep_pending(loop: asyncio.AbstractEventLoop,
-                  cancelled: asyncio.CancelledError) -> None:
-    """The job's outcome overtook the task's cancellation, which asyncio
-    already consumed (it cancelled our waiter): deliver it again at the
-    task's next suspension."""
-    task = asyncio.current_task(loop)
-    if task is not None:
-        loop.call_soon(_rearm, task, task.cancelling(),
-                       cancelled.args[0] if cancelled.args else None)
-
-
-def _rearm(task: asyncio.Task[Any], count: int, msg: Any) -> None:
-    """Re-arm a cancellation that a job's result overtook.
-
-    Run with call_soon rather than from the coroutine: on 3.11/3.12
-    ``uncancel()`` does not clear ``_must_cancel``, so a request re-armed
-    synchronously would survive a canceller that withdraws in the same step
-    (``asyncio.timeout`` exiting normally calls ``uncancel()``). By the time
-    this runs, the task has reached its next suspension; if the count fell
-    below what it was, the request was withdrawn and is not re-armed.
-    uncancel() + cancel() leaves ``cancelling()`` unchanged."""
-    if not task.done() and task.cancelling() >= count:
-        task.uncancel()
-        task.cancel(msg)
+_POOL_GRACE: Any = object()
 
 
 # Typed as asyncio.to_thread (ParamSpec: the arguments must fit `func`).
 # A ParamSpec admits no keyword-only parameters of its own, so calls that
-# pass abandon_on_cancel / on_abandoned_result are typed by the second
-# overload, as anyio's run_sync: `func`'s positional parameters against
-# `args` (TypeVarTuple); keyword arguments for `func` then need a partial.
+# pass grace / abandon_on_cancel / on_abandoned_result are typed by the
+# second overload, as anyio's run_sync: `func`'s positional parameters
+# against `args` (TypeVarTuple); keyword arguments for `func` then need a
+# partial.
 @overload
 async def to_thread(func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 @overload
 async def to_thread(func: Callable[[Unpack[_Ts]], T], /, *args: Unpack[_Ts],
+                    grace: float | None = ...,
                     abandon_on_cancel: bool = ...,
                     on_abandoned_result: Callable[[Any], object] | None = ...
                     ) -> T: ...
 # (ignore: mypy cannot match a TypeVarTuple overload to an implementation.)
 async def to_thread(func: Callable[..., Any], /, *args: Any,  # type: ignore[misc]
-                    abandon_on_cancel: Any = False,
-                    on_abandoned_result: Any = close_abandoned,
+                    grace: float | None = _POOL_GRACE,
+                    abandon_on_cancel: bool = False,
+                    on_abandoned_result: Callable[[Any], object] | None = close_abandoned,
                     **kwargs: Any) -> Any:
     """Run ``func(*args, **kwargs)`` on a cancellable worker and await it.
 
@@ -259,53 +420,64 @@ async def to_thread(func: Callable[..., Any], /, *args: Any,  # type: ignore[mis
     `aiocancel.syscalls` calls it makes, and `aiocancel.testcancel`, are
     cancellation points.
 
-    When the awaiting task is cancelled, the request goes to the worker and
-    the task keeps waiting for it (further cancels only add to
-    ``cancelling()``); then:
+    The contract when the awaiting task is cancelled (its code does not
+    catch ``CancelledError``):
 
-    * the job ended cancelled (raised `Cancelled` or `ThreadCancelled`, or
-      raised anything after one of its cancellation points reported
-      ECANCELED, as a library does that turns socket errors into its own):
-      the task gets the original ``CancelledError`` (its message kept, the
+    * **A cancel is never lost**: the await raises the task's
+      ``CancelledError`` (message kept, ``cancelling()`` counts right, the
       job's exception chained as ``__cause__``), so ``asyncio.timeout`` and
-      ``TaskGroup`` see an ordinary cancellation;
-    * the job finished anyway (its syscall returned first): its result is
-      returned, or its own exception raised, and the cancellation stays
-      pending: the task's next suspension raises ``CancelledError`` (unless
-      the canceller withdrew meanwhile, as ``asyncio.timeout`` does when its
-      block ends). Nothing the kernel produced is lost.
+      ``wait_for`` raise ``TimeoutError``, TaskGroups shut down and Ctrl-C
+      ends ``asyncio.run`` with ``KeyboardInterrupt``. A task already
+      cancelled submits no job.
+    * **Queued**: a job no worker has started is withdrawn: it never runs
+      and the task is released at once.
+    * **Running**: the request goes to the worker and the task waits for it
+      (further cancels are absorbed without spinning), at most ``grace``
+      seconds (keyword-only; default the executor's, `aiocancel.DEFAULT_GRACE`
+      = 1 s; None waits without bound, logging once after 1 s). A job that
+      still holds its worker then is *stuck*: a warning on the ``aiocancel``
+      logger names ``func.__qualname__`` and shows the worker's Python
+      stack, the worker stops counting toward the pool's ``max_workers``
+      (another is started) and the task leaves.
+    * **Nothing produced is silently lost**: a result the job produced
+      although the task was cancelled (its syscall returned first, or it
+      ignored the request) is passed to ``on_abandoned_result`` on the
+      loop's thread (in the worker if the loop is closed). The default,
+      `aiocancel.close_abandoned`, closes sockets and file objects only;
+      None drops results.
 
-    With ``abandon_on_cancel=True`` the task does not wait: it raises
-    ``CancelledError`` at once, the request is still sent (so the worker is
-    freed at its next cancellation point), and a result that arrives anyway
-    is passed to ``on_abandoned_result`` on the loop (default
-    `close_abandoned`: closes a socket, a file or the fd of an ``(fd,
-    address)`` pair; None drops it).
+    With ``abandon_on_cancel=True`` the task does not wait at all (grace 0
+    for the task; the worker is still replaced only after ``grace``).
 
     A job ended by someone else (``Executor.shutdown(cancel_futures=True)``)
     raises ``CancelledError`` too, as a cancelled executor future would.
+    ``asyncio.run`` does not return while jobs its tasks left behind still
+    run, and closing the loop cancels its jobs.
 
     In fallback mode (``aiocancel.SUPPORTED`` False) a blocked call is not
     interrupted: the request acts at the job's next `testcancel()` or
-    `aiocancel.syscalls` call, or when it returns, and the task waits until
-    then (use ``abandon_on_cancel=True`` not to wait).
+    `aiocancel.syscalls` call, or when it returns (or the grace period
+    ends).
     """
     loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
+    if task is not None and getattr(task, "_must_cancel", False):
+        # Cancelled before the call: submit nothing, raise it here.
+        await asyncio.sleep(0)
+    pool = get_executor(loop)
+    grace = pool._grace if grace is _POOL_GRACE else check_grace(grace)
     job = _LoopJob(loop, on_abandoned_result, contextvars.copy_context().run,
                    (func, *args), kwargs)
-    get_executor(loop).submit_job(job)
-    cancelled = None
+    job.target = func
+    tracker = job.tracker = _loop_jobs(loop)
+    pool.submit_job(job)
+    if tracker is not None:
+        tracker.jobs.add(job)
     try:
         await job.waiter
-    except asyncio.CancelledError as exc:
-        if job.state != DONE:
-            if abandon_on_cancel:
-                job.abandon()
-                raise
-            job.cancel()
-            await job.wait_done()
-        cancelled = exc
+    except asyncio.CancelledError as cancelled:
+        await job.settle(cancelled, grace, abandon_on_cancel)
     except BaseException:          # GeneratorExit, KeyboardInterrupt thrown in
         job.abandon()
         raise
-    return job.outcome(cancelled)
+    return job.outcome()

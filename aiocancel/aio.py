@@ -3,13 +3,18 @@
 Each coroutine runs the `aiocancel.syscalls` function of the same name in a
 worker through `aiocancel.to_thread`, with the same arguments and result.
 Cancelling the awaiting task interrupts the blocked call; the task waits for
-the worker, then raises ``CancelledError``, unless the kernel had already
-produced a result (bytes read, an accepted connection, a reaped child): then
-the result is returned and the cancellation stays pending, so nothing is
-lost. ``sleep_blocking`` is named so to keep it apart from ``asyncio.sleep``.
+the worker (at most the grace period, see `aiocancel.to_thread`), then
+raises ``CancelledError``. A result the kernel produced anyway cannot be
+delivered to a cancelled task: the awaitables that create a resource
+(`accept`, `open`, `openat`) close the fd they created; bytes read or
+written, a reaped child's status and other plain values are dropped (the
+data was consumed from the kernel: see README, "Abandoned results").
+``sleep_blocking`` is named so to keep it apart from ``asyncio.sleep``.
 """
 from __future__ import annotations
 
+import functools
+import os
 import socket
 from typing import Any
 
@@ -24,6 +29,16 @@ __all__ = ["read", "readinto", "write", "pread", "pwrite", "recv",
            "recvfrom_into", "recvmsg", "sendto", "sendmsg", "select",
            "epoll_wait", "waitid", "sigtimedwait", "sigwaitinfo",
            "futex_wait", "futex_wake", "msgsnd", "msgrcv"]
+
+def _close_fd(fd: int) -> None:
+    """An fd `open`/`openat` created for a task that was cancelled."""
+    os.close(fd)
+
+
+def _close_accepted(result: tuple[int, Any]) -> None:
+    """The connection `accept` took for a task that was cancelled."""
+    os.close(result[0])
+
 
 FileLike = Any   # an int fd, or an object with fileno()
 SocketLike = Any  # a socket.socket (its timeout is honoured) or an int fd
@@ -87,9 +102,10 @@ async def accept(sock: SocketLike,
                  flags: int = _SOCK_CLOEXEC) -> tuple[int, Any]:
     """Accept a connection; return ``(fd, address)`` as
     `aiocancel.syscalls.accept` does (wrap it with ``socket.socket(fileno=fd)``).
-    A connection the kernel accepted is always returned, even if the task
-    was cancelled meanwhile."""
-    return await to_thread(syscalls.accept, sock, flags)
+    A connection the kernel accepted as the task was cancelled is closed
+    (it cannot be delivered)."""
+    return await to_thread(syscalls.accept, sock, flags,
+                           on_abandoned_result=_close_accepted)
 
 
 async def connect(sock: SocketLike, address: Any) -> None:
@@ -111,8 +127,7 @@ async def sleep_blocking(seconds: float) -> None:
 
 
 async def waitpid(pid: int, options: int) -> tuple[int, int]:
-    """Wait for a child, like ``os.waitpid``: return ``(pid, status)``. A
-    child reaped just as the task was cancelled is still reported."""
+    """Wait for a child, like ``os.waitpid``: return ``(pid, status)``."""
     return await to_thread(syscalls.waitpid, pid, options)
 
 
@@ -146,13 +161,16 @@ async def pwritev(fd: FileLike, buffers: Any, offset: int, flags: int = 0) -> in
 
 async def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
     """Open a file, like ``os.open`` (a FIFO open waits for its peer). An fd
-    opened just as the task was cancelled is still returned."""
-    return await to_thread(syscalls.open, path, flags, mode, dir_fd=dir_fd)
+    opened just as the task was cancelled is closed."""
+    return await to_thread(functools.partial(syscalls.open, dir_fd=dir_fd),
+                           path, flags, mode, on_abandoned_result=_close_fd)
 
 
 async def openat(dir_fd: Any, path: Any, flags: int, mode: int = 0o777) -> int:
-    """`open` relative to directory fd `dir_fd`."""
-    return await to_thread(syscalls.openat, dir_fd, path, flags, mode)
+    """`open` relative to directory fd `dir_fd` (closed if the task was
+    cancelled as it was opened)."""
+    return await to_thread(syscalls.openat, dir_fd, path, flags, mode,
+                           on_abandoned_result=_close_fd)
 
 
 async def flock(fd: FileLike, operation: int) -> None:

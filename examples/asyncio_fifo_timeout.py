@@ -6,8 +6,8 @@ Prints what writers send (``echo hi > PATH``) until nothing arrives for
 ``--timeout`` seconds, then exits at once. With ``asyncio.to_thread(os.read,
 ...)`` the timed-out read would stay blocked in its worker thread, and
 ``asyncio.run()`` would hang at exit waiting for it; ``aiocancel.aio.read``
-interrupts the read itself. A chunk the kernel delivered just as the timeout
-fired is still returned: nothing is lost.
+interrupts the read itself. The timeout always wins: a chunk the kernel
+delivered just as it fired goes to ``on_abandoned_result`` (dropped here).
 """
 from __future__ import annotations
 

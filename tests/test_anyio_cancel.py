@@ -13,6 +13,7 @@ import anyio.to_thread
 import pytest
 
 import aiocancel
+import aiocancel.anyio
 from anyio_fixtures import (anyio_backend, blocked_in_read,  # noqa: F401
                             cancel_when_started, installed, reader, wait_event,
                             wait_for_request)
@@ -115,12 +116,12 @@ async def test_abandon_still_frees_worker(reader):
     await assert_limiter_free(limiter)
 
 
-async def test_result_that_came_first_is_returned_and_cancel_stays_pending():
-    """The call gets the request but reaches no cancellation point: its
-    result is returned, and the scope's cancellation acts at the next
-    checkpoint."""
+async def test_result_that_raced_the_cancel_goes_to_on_abandoned_result():
+    """The call gets the request but reaches no cancellation point: the
+    scope's cancellation is raised at the await, the result is handed to
+    on_abandoned_result."""
     started = threading.Event()
-    got, reached = [], []
+    got, reached, abandoned = [], [], []
 
     def work() -> str:
         started.set()
@@ -128,17 +129,17 @@ async def test_result_that_came_first_is_returned_and_cancel_stays_pending():
         return "result"
 
     async def call():
-        got.append(await run_sync(work))
-        await anyio.lowlevel.checkpoint()
+        got.append(await aiocancel.anyio.run_sync(
+            work, on_abandoned_result=abandoned.append))
         reached.append(True)
 
     scope = await cancel_when_started(started, call)
-    assert got == ["result"]
-    assert reached == []
+    assert got == [] and reached == []
+    assert abandoned == ["result"]
     assert scope.cancelled_caught
 
 
-async def test_exception_that_came_first_is_raised():
+async def test_exception_that_raced_the_cancel_is_the_cause():
     started = threading.Event()
     raised = []
 
@@ -152,11 +153,12 @@ async def test_exception_that_came_first_is_raised():
             await run_sync(work)
         except KeyError as exc:
             raised.append(exc)
-        await anyio.lowlevel.checkpoint()
-        raised.append("not cancelled")
+        except BaseException as exc:
+            raised.append(type(exc.__cause__))
+            raise
 
     scope = await cancel_when_started(started, call)
-    assert [type(x) for x in raised] == [KeyError]
+    assert raised == [KeyError]
     assert scope.cancelled_caught
 
 
@@ -217,13 +219,14 @@ async def test_cancelled_before_start_never_runs():
 
 
 @pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
-def test_native_task_cancel_stays_pending(use_uvloop):
+def test_native_task_cancel_is_raised_at_the_await(use_uvloop):
     """A plain asyncio Task.cancel() (not an anyio scope) that the result
-    overtook is re-armed: the task's next await raises CancelledError."""
+    raced: CancelledError at the await, message kept."""
 
     async def main():
         task = asyncio.current_task()
         started = threading.Event()
+        abandoned = []
 
         def work() -> str:
             started.set()
@@ -236,15 +239,15 @@ def test_native_task_cancel_stays_pending(use_uvloop):
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(canceller)
-            got = await run_sync(work)
             with pytest.raises(asyncio.CancelledError) as info:
-                await asyncio.sleep(0)
+                await aiocancel.anyio.run_sync(
+                    work, on_abandoned_result=abandoned.append)
             assert info.value.args == ("native",)
             assert task.uncancel() == 0
-        return got
+        return abandoned
 
     assert anyio.run(main, backend="asyncio",
-                     backend_options={"use_uvloop": use_uvloop}) == "result"
+                     backend_options={"use_uvloop": use_uvloop}) == ["result"]
 
 
 @requires_core

@@ -13,7 +13,7 @@ import pytest
 
 import aiocancel
 from aiocancel import aio, syscalls
-from aiocancel._job import close_abandoned
+from aiocancel import close_abandoned
 from conftest import JOIN_TIMEOUT
 
 
@@ -22,6 +22,7 @@ def test_to_thread_signature_matches_asyncio():
     assert list(params)[:2] == ["func", "args"]
     assert params["func"].kind is inspect.Parameter.POSITIONAL_ONLY
     assert params["abandon_on_cancel"].default is False
+    assert params["grace"].kind is inspect.Parameter.KEYWORD_ONLY
     assert params["on_abandoned_result"].default is close_abandoned
     assert params["kwargs"].kind is inspect.Parameter.VAR_KEYWORD
     assert inspect.iscoroutinefunction(aiocancel.to_thread)
@@ -32,6 +33,20 @@ def test_install_signature():
     assert list(params)[:2] == ["loop", "executor"]
     assert params["loop"].default is None
     assert params["executor"].default is None
+    assert params["grace"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_grace_is_a_finite_default_and_validated():
+    assert 0 < aiocancel.DEFAULT_GRACE < float("inf")
+    assert aiocancel.Executor().grace == aiocancel.DEFAULT_GRACE
+    assert aiocancel.Executor(grace=None).grace is None
+    assert aiocancel.Executor(grace=0).grace == 0.0
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            aiocancel.Executor(grace=bad)
+    for bad in ("1", True, [1]):
+        with pytest.raises(TypeError):
+            aiocancel.Executor(grace=bad)
 
 
 def test_every_syscall_has_an_awaitable():
@@ -54,15 +69,23 @@ def test_every_syscall_has_an_awaitable():
             [(p.name, p.default) for p in theirs.values()], name
 
 
-def test_close_abandoned_closes_what_holds_resources():
+def test_close_abandoned_closes_only_unambiguous_resources():
+    """Sockets and file objects are closed; ints and tuples are never
+    touched (a (pid, status) or (count, label) is no fd)."""
     a, b = socket.socketpair()
     close_abandoned(a)
     assert a.fileno() == -1
+    r, w = os.pipe()
+    f = os.fdopen(r, "rb")
+    close_abandoned(f)
+    assert f.closed
     fd = os.dup(b.fileno())
     close_abandoned((fd, ("127.0.0.1", 1)))
-    with pytest.raises(OSError):
-        os.fstat(fd)
-    close_abandoned(5)                   # a bare int may be a count: left alone
+    close_abandoned((fd, 0))
+    close_abandoned(fd)
+    os.fstat(fd)                         # all left alone: still open
+    os.close(fd)
+    os.close(w)
     close_abandoned(b"data")
     close_abandoned(None)
     b.close()

@@ -241,18 +241,20 @@ async def test_task_waits_for_the_worker_and_counts_cancels():
 
 
 @pytest.mark.asyncio
-async def test_result_that_overtook_the_cancel_is_returned_and_cancel_stays_pending():
+async def test_result_that_raced_the_cancel_goes_to_on_abandoned_result():
+    """The job's result arrives after the task was cancelled: the task ends
+    cancelled (message and count kept), the result is handed over."""
     gate = threading.Event()
     probe = Probe(gate_job(gate, value="kernel data"))
     seen = {}
+    abandoned = []
 
     async def reader():
-        seen["value"] = await aiocancel.to_thread(probe)
-        seen["count"] = asyncio.current_task().cancelling()
         try:
-            await asyncio.sleep(3600)
+            await aiocancel.to_thread(probe, on_abandoned_result=abandoned.append)
         except asyncio.CancelledError as exc:
-            seen["next await"] = exc.args
+            seen["raised"] = exc.args
+            seen["count"] = asyncio.current_task().cancelling()
             raise
 
     task = asyncio.ensure_future(reader())
@@ -261,13 +263,13 @@ async def test_result_that_overtook_the_cancel_is_returned_and_cancel_stays_pend
     await settle()
     gate.set()
     done, _ = await asyncio.wait([task], timeout=JOIN_TIMEOUT)
-    assert done, "the pending cancellation never reached the next await"
-    assert task.cancelled()
-    assert seen == {"value": "kernel data", "count": 1, "next await": ("later",)}
+    assert done and task.cancelled()
+    assert seen == {"raised": ("later",), "count": 1}
+    assert abandoned == ["kernel data"]
 
 
 @pytest.mark.asyncio
-async def test_job_exception_that_overtook_the_cancel_is_raised_and_cancel_stays_pending():
+async def test_job_exception_that_raced_the_cancel_is_the_cause():
     gate = threading.Event()
     probe = Probe(gate_job(gate, exc=LibraryError("own failure")))
     seen = {}
@@ -275,9 +277,9 @@ async def test_job_exception_that_overtook_the_cancel_is_raised_and_cancel_stays
     async def reader():
         try:
             await aiocancel.to_thread(probe)
-        except LibraryError:
-            seen["error"] = True
-        await asyncio.sleep(3600)
+        except asyncio.CancelledError as exc:
+            seen["cause"] = type(exc.__cause__)
+            raise
 
     task = asyncio.ensure_future(reader())
     await wait_for_state(probe.started.is_set, "job start")
@@ -286,34 +288,30 @@ async def test_job_exception_that_overtook_the_cancel_is_raised_and_cancel_stays
     gate.set()
     done, _ = await asyncio.wait([task], timeout=JOIN_TIMEOUT)
     assert done and task.cancelled()
-    assert seen == {"error": True}
+    assert seen == {"cause": LibraryError}
 
 
 @requires_core
 @pytest.mark.asyncio
-async def test_job_that_handled_cancelled_and_returned_is_not_cancelled(pipe):
+async def test_job_that_handled_cancelled_and_returned_still_ends_the_task(pipe):
     r, _ = pipe
 
     def job():
         try:
             return syscalls.read(r, 1)
         except aiocancel.Cancelled:
-            return b"partial"            # returned a value: not cancelled
+            return b"partial"
 
     probe = Probe(job)
-    seen = {}
-
-    async def reader():
-        seen["value"] = await aiocancel.to_thread(probe)
-        await asyncio.sleep(3600)
-
-    task = asyncio.ensure_future(reader())
+    abandoned = []
+    task = asyncio.ensure_future(
+        aiocancel.to_thread(probe, on_abandoned_result=abandoned.append))
     await wait_for_state(probe.started.is_set, "job start")
     probe.wait_blocked("read", r)
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=JOIN_TIMEOUT)
     assert done and task.cancelled()
-    assert seen == {"value": b"partial"}
+    assert abandoned == [b"partial"]
 
 
 async def expire_while_running(task, probe, seen) -> None:
@@ -325,49 +323,53 @@ async def expire_while_running(task, probe, seen) -> None:
 
 
 @pytest.mark.asyncio
-async def test_timeout_that_withdrew_leaves_no_pending_cancel():
-    """asyncio.timeout expires, but the job's result overtakes the request
-    and the block ends normally: the timeout withdraws (uncancel), so no
-    CancelledError may follow. On 3.11/3.12 uncancel() does not clear
-    _must_cancel, which a synchronous re-arm would leave behind."""
+async def test_timeout_raises_and_leaves_no_pending_cancel():
+    """asyncio.timeout expires while the job runs; the job's result comes
+    anyway (no cancellation point): TimeoutError at the await, the result
+    goes to on_abandoned_result, and the timeout's withdrawn cancellation
+    leaves nothing pending (3.11/3.12's uncancel() keeps _must_cancel)."""
     gate = threading.Event()
     probe = Probe(gate_job(gate))
     seen = {}
-
-    async def body():
-        async with asyncio.timeout(None) as seen["cm"]:
-            seen["value"] = await aiocancel.to_thread(probe)
-        seen["expired"] = seen.pop("cm").expired()
-        await settle()
-        await asyncio.sleep(0.01)
-        seen["count"] = asyncio.current_task().cancelling()
-
-    task = asyncio.ensure_future(body())
-    await expire_while_running(task, probe, seen)
-    gate.set()
-    await asyncio.wait_for(task, JOIN_TIMEOUT)
-    assert seen == {"value": 42, "expired": True, "count": 0}
-
-
-@pytest.mark.asyncio
-async def test_timeout_still_applies_at_the_next_await():
-    gate = threading.Event()
-    probe = Probe(gate_job(gate))
-    seen = {}
+    abandoned = []
 
     async def body():
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(None) as seen["cm"]:
-                seen["value"] = await aiocancel.to_thread(probe)
-                await asyncio.sleep(3600)
-        del seen["cm"]
+                seen["value"] = await aiocancel.to_thread(
+                    probe, on_abandoned_result=abandoned.append)
+        seen["expired"] = seen.pop("cm").expired()
+        await settle()
+        await asyncio.sleep(0.01)        # the next suspensions raise nothing
         seen["count"] = asyncio.current_task().cancelling()
 
     task = asyncio.ensure_future(body())
     await expire_while_running(task, probe, seen)
     gate.set()
     await asyncio.wait_for(task, JOIN_TIMEOUT)
-    assert seen == {"value": 42, "count": 0}
+    assert seen == {"expired": True, "count": 0}
+    assert abandoned == [42]
+
+
+@pytest.mark.asyncio
+async def test_wait_for_raises_timeout_over_a_job_that_ignores_the_request():
+    gate = threading.Event()
+    abandoned = []
+    probe = Probe(gate_job(gate))
+
+    async def release_later():
+        await wait_for_state(probe.started.is_set, "job start")
+        await asyncio.sleep(0.1)
+        gate.set()
+
+    releaser = asyncio.ensure_future(release_later())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(
+            aiocancel.to_thread(probe, on_abandoned_result=abandoned.append), 0.05)
+    await releaser
+    await asyncio.sleep(0.01)            # nothing pending
+    assert asyncio.current_task().cancelling() == 0
+    assert abandoned == [42]
 
 
 @requires_core
@@ -420,6 +422,8 @@ async def test_taskgroup_failure_cancels_blocked_siblings(pipe):
 
 @pytest.mark.asyncio
 async def test_cancel_before_the_job_starts():
+    """A queued job cancelled: CancelledError at once (the only worker is
+    busy), and the job never runs."""
     executor = aiocancel.install(executor=aiocancel.Executor(max_workers=1))
     gate = threading.Event()
     try:
@@ -428,12 +432,12 @@ async def test_cancel_before_the_job_starts():
         queued = asyncio.ensure_future(aiocancel.to_thread(ran.append, 1))
         await settle()
         queued.cancel()
-        await settle()
-        assert not queued.done()         # waits until the worker drops it
+        done, _ = await asyncio.wait([queued], timeout=JOIN_TIMEOUT)
+        assert done and queued.cancelled()
+        assert not gate.is_set() and not blocker.done()
         gate.set()
-        with pytest.raises(asyncio.CancelledError):
-            await queued
         assert await blocker == 42
+        assert await aiocancel.to_thread(int) == 0   # the queue moved on
         assert ran == []
     finally:
         executor.shutdown(wait=True)
@@ -467,12 +471,13 @@ async def test_executor_shutdown_cancels_the_awaiting_task():
 
 # ---- abandon_on_cancel -------------------------------------------------------
 
-class Resource:
-    def __init__(self):
-        self.closed_in: threading.Thread | None = None
+class Resource(socket.socket):
+    """A socket that records the thread that closed it."""
+    closed_in: threading.Thread | None = None
 
     def close(self):
         self.closed_in = threading.current_thread()
+        super().close()
 
 
 @pytest.mark.asyncio
@@ -480,6 +485,7 @@ async def test_abandon_releases_the_task_at_once_and_closes_a_late_result():
     gate = threading.Event()
     resource = Resource()
     probe = Probe(gate_job(gate, value=resource))
+    fds = fd_count()
     task = asyncio.ensure_future(
         aiocancel.to_thread(probe, abandon_on_cancel=True))
     await wait_for_state(probe.started.is_set, "job start")
@@ -490,6 +496,7 @@ async def test_abandon_releases_the_task_at_once_and_closes_a_late_result():
     gate.set()
     await wait_for_state(lambda: resource.closed_in is not None, "close()")
     assert resource.closed_in is threading.current_thread()   # on the loop
+    assert fd_count() == fds - 1
 
 
 @pytest.mark.asyncio
@@ -546,18 +553,18 @@ async def test_abandon_still_frees_the_worker(pipe):
 
 
 @pytest.mark.asyncio
-async def test_abandoned_accept_result_is_closed():
+async def test_abandoned_socket_result_is_closed():
     """The kernel accepted, the task gave up: the default on_abandoned_result
-    closes the (fd, address) pair, so the fd does not leak."""
+    closes the socket the job made, so the fd does not leak."""
     listener = socket.create_server(("127.0.0.1", 0))
     gate = threading.Event()
     accepted = threading.Event()
     try:
         def accept_then_wait():
-            pair = syscalls.accept(listener)
+            fd, _ = syscalls.accept(listener)
             accepted.set()
             assert gate.wait(JOIN_TIMEOUT)   # not a cancellation point
-            return pair
+            return socket.socket(fileno=fd)
 
         client = socket.create_connection(listener.getsockname())
         before = fd_count()

@@ -177,9 +177,10 @@ def test_child_of_a_busy_process_starts_clean_and_can_cancel(busy_pool):
         for t in list(ex._threads):
             wait_blocked(t.native_id, "read", r)
         for f in probes:
-            assert f.cancel() is True
+            assert f.cancel() is False            # running: as the stdlib
         done, _ = cf.wait(probes, timeout=JOIN_TIMEOUT)
-        assert all(f.cancelled() for f in done) and len(done) == 2
+        assert len(done) == 2
+        assert all(isinstance(f.exception(), aiocancel.Cancelled) for f in done)
         os.write(w, b"z")
         assert os.read(r, 1) == b"z"                  # nothing consumed
 
@@ -296,7 +297,7 @@ def _mp_child(conn) -> None:
             cancelled = fut.cancel()
             try:
                 outcome = fut.result(JOIN_TIMEOUT)
-            except cf.CancelledError:
+            except (cf.CancelledError, aiocancel.Cancelled):
                 outcome = "cancelled"
         conn.send({"pending": core._pending(), "cancel": cancelled,
                    "outcome": outcome if isinstance(outcome, str) else "read"})
@@ -320,4 +321,5 @@ def test_multiprocessing_fork_child_cancels_jobs(busy_pool):
         p.join(CHILD_TIMEOUT)
     assert p.exitcode == 0
     expected = "read" if FALLBACK else "cancelled"
-    assert reply == {"pending": False, "cancel": True, "outcome": expected}
+    # cancel() of a running job is False, as in the stdlib, yet interrupts it.
+    assert reply == {"pending": False, "cancel": False, "outcome": expected}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from contextvars import Context
 from typing import Any, Callable, TypeVar
 
@@ -13,19 +12,18 @@ require()
 from anyio._backends import _asyncio as _anyio_asyncio  # noqa: E402
 from anyio._core._eventloop import claim_worker_thread, threadlocals  # noqa: E402
 
-from .._loop import _rearm  # noqa: E402
+from .._loop import AsyncioWaiting, at_close  # noqa: E402
 from ._job import AnyioJob, WorkerBackend, worker_context  # noqa: E402
-from ._pool import get_executor  # noqa: E402
+from ._pool import pool_for  # noqa: E402
 
 __all__ = ["AsyncIOBackend", "run_in_worker"]
 
 T = TypeVar("T")
 
 
-class _AsyncioJob(AnyioJob):
-    __slots__ = ("loop", "waiter")
-    loop: asyncio.AbstractEventLoop
-    waiter: asyncio.Future[None]
+class _AsyncioJob(AsyncioWaiting, AnyioJob):
+    __slots__ = ("loop", "waiter", "timer")
+    token_with_task = True     # anyio's asyncio backend: the task returns it
 
     def _to_loop(self, callback: Callable[[], None]) -> None:
         self.loop.call_soon_threadsafe(callback)
@@ -34,10 +32,6 @@ class _AsyncioJob(AnyioJob):
         # The waiter is cancelled along with the task that awaits it.
         if not self.waiter.done():
             self.waiter.set_result(None)
-
-    async def wait(self) -> None:
-        self.waiter = self.loop.create_future()
-        await self.waiter
 
 
 def _call(backend: type, loop: asyncio.AbstractEventLoop, scope: Any,
@@ -53,15 +47,10 @@ def _call(backend: type, loop: asyncio.AbstractEventLoop, scope: Any,
             del threadlocals.current_cancel_scope
 
 
-def _keep_pending(backend: Any, cancelled: asyncio.CancelledError) -> None:
-    """The job's result overtook a cancellation that was swallowed to wait
-    for it: make sure the task's next checkpoint still raises."""
-    if backend.current_effective_deadline() == -math.inf:
-        return          # an anyio scope is cancelled: anyio delivers it again
-    task = asyncio.current_task()
-    if task is not None:   # a native Task.cancel(): asyncio does not repeat it
-        task.get_loop().call_soon(_rearm, task, task.cancelling(),
-                                  cancelled.args[0] if cancelled.args else None)
+def worker_pool() -> Any:
+    """The running loop's pool (shut down when the loop closes)."""
+    loop = asyncio.get_running_loop()
+    return pool_for(loop, lambda retire: at_close(loop, retire))
 
 
 async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple[Any, ...],
@@ -73,38 +62,27 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple[Any, .
     loop = asyncio.get_running_loop()
     if limiter is None:
         limiter = backend.current_default_thread_limiter()
+    pool = worker_pool()
     job = _AsyncioJob(_call, (), limiter, on_abandoned)
     job.loop = loop
+    job.timer = None
+    job.target = func
     await limiter.acquire_on_behalf_of(job)
-    cancelled: asyncio.CancelledError | None = None
-    with backend.create_cancel_scope() as scope:
-        job.args = (backend, loop, scope, worker_context(), func, args)
-        job.waiter = loop.create_future()
-        try:
-            get_executor().submit_job(job)
-        except BaseException:
-            limiter.release_on_behalf_of(job)
-            raise
-        try:
-            await job.waiter
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-            if job.cancel() and abandon_on_cancel:
-                job.abandoned = True
+    try:
+        with backend.create_cancel_scope() as scope:
+            job.args = (backend, loop, scope, worker_context(), func, args)
+            job.waiter = loop.create_future()
+            pool.submit_job(job)
+            try:
+                await job.waiter
+            except asyncio.CancelledError as cancelled:
+                await job.settle(cancelled, pool._grace, abandon_on_cancel)
+            except BaseException:
+                job.cancel()
+                job.abandon()
                 raise
-            # Wait for the worker, which the request frees at its next
-            # cancellation point; later cancellations only add to the count.
-            with backend.create_cancel_scope(shield=True):
-                while not job.delivered:
-                    try:
-                        await job.wait()
-                    except asyncio.CancelledError:
-                        pass
-    if cancelled is not None:
-        if job.ended_cancelled():
-            cause, job.exc = job.exc, None
-            raise cancelled from cause
-        _keep_pending(backend, cancelled)
+    finally:
+        limiter.release_on_behalf_of(job)
     result: T = job.take()
     return result
 
@@ -114,3 +92,4 @@ class AsyncIOBackend(WorkerBackend, _anyio_asyncio.backend_class):  # type: igno
     worker threads (see `WorkerBackend`)."""
 
     run_in_worker = staticmethod(run_in_worker)
+    worker_pool = staticmethod(worker_pool)

@@ -3,23 +3,23 @@ mixin that starts it.
 
 Both backends share the life cycle: the task borrows a limiter token on the
 job's behalf, a worker runs the job in MASKED state, and the job's end is
-handed to the event loop thread, which returns the token (so a token is held
-exactly while a worker is busy, abandoned or not) and then either wakes the
-waiting task or, if the task abandoned the job, releases the late result.
+handed to the event loop thread, which either wakes the waiting task or, if
+the task left (cancelled: `aiocancel._outcome`'s rule), passes the late
+result to ``on_abandoned_result``. The token is returned as the backend
+replaced returns it (`token_with_task`): on asyncio when the task leaves,
+on trio when the worker is done.
 """
 from __future__ import annotations
 
 import contextvars
-import logging
 from typing import Any, Awaitable, Callable, ClassVar, TypeVar
 
 from .._job import Job
+from .._outcome import call_abandoned, close_abandoned
 
 __all__ = ["AnyioJob", "WorkerBackend", "worker_context"]
 
 T = TypeVar("T")
-
-_log = logging.getLogger("aiocancel.anyio")
 
 
 def worker_context() -> contextvars.Context:
@@ -44,6 +44,9 @@ class AnyioJob(Job):
 
     __slots__ = ("limiter", "abandoned", "delivered", "on_abandoned")
     loop_gone: tuple[type[BaseException], ...] = (RuntimeError,)
+    # True: the task returns the limiter token when it leaves (anyio's
+    # asyncio backend); False: the job's delivery does (trio's).
+    token_with_task: ClassVar[bool] = False
 
     def __init__(self, call: Callable[..., Any], args: tuple[Any, ...], limiter: Any,
                  on_abandoned: Callable[[Any], object] | None) -> None:
@@ -69,20 +72,24 @@ class AnyioJob(Job):
         # On the loop thread, where the task also sets `abandoned`: no race.
         self.delivered = True
         try:
-            self.limiter.release_on_behalf_of(self)
+            if not self.token_with_task:
+                self.limiter.release_on_behalf_of(self)
         finally:
             if self.abandoned:
                 self._drop()
             else:
                 self._wake()
 
+    def abandon(self) -> None:
+        """The task leaves (loop thread): what the job produces goes to
+        `on_abandoned`, now if it was delivered already."""
+        self.abandoned = True
+        if self.delivered:
+            self._drop()
+
     def _drop(self) -> None:
         result, self.result, self.exc = self.result, None, None
-        if result is not None and self.on_abandoned is not None:
-            try:
-                self.on_abandoned(result)
-            except Exception:      # must not break the loop or the worker
-                _log.exception("on_abandoned_result failed for %r", result)
+        call_abandoned(self.on_abandoned, result)
 
     def take(self) -> Any:
         """The job's result, or raise its exception (handing it over once)."""
@@ -100,25 +107,31 @@ class WorkerBackend:
     runs ``func`` on an aiocancel worker in MASKED state, so its
     `aiocancel.syscalls` calls and `aiocancel.testcancel` are cancellation
     points. When the enclosing cancel scope is cancelled, the request goes
-    to the worker and the task waits for it, then raises the backend's
-    cancellation exception, or returns the result if the call completed
-    first (the cancellation stays pending for the next checkpoint). With
-    ``abandon_on_cancel=True`` the task does not wait, the request is still
-    sent and a late result is dropped. The limiter token is held until the
-    worker is free. ``anyio.from_thread`` (and, on trio,
+    to the worker and the task waits for it, at most the grace period (see
+    `aiocancel.anyio.install`), then raises the backend's cancellation
+    exception; a result the call produced anyway is dropped, as anyio drops
+    an abandoned thread's result. With ``abandon_on_cancel=True`` the task
+    does not wait; the request is still sent. The limiter token is returned
+    as the replaced backend returns it (asyncio: when the task leaves; trio:
+    when the worker is done). ``anyio.from_thread`` (and, on trio,
     ``trio.from_thread``) works as in the backend's own worker threads.
 
     The backend class supplies ``run_in_worker(backend, func, args,
-    abandon_on_cancel, limiter, on_abandoned)``.
+    abandon_on_cancel, limiter, on_abandoned)`` and ``worker_pool()`` (the
+    running event loop's `aiocancel.Executor`).
     """
 
     run_in_worker: ClassVar[Callable[..., Awaitable[Any]]]
+    worker_pool: ClassVar[Callable[[], Any]]
 
     @classmethod
     async def run_sync_in_worker_thread(cls, func: Callable[..., T], args: tuple[Any, ...],
                                         abandon_on_cancel: bool = False,
                                         limiter: Any = None) -> T:
-        result: T = await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter, None)
+        # anyio's API has no on_abandoned_result: the default applies (it
+        # closes only sockets and file objects).
+        result: T = await cls.run_in_worker(cls, func, args, abandon_on_cancel, limiter,
+                                            close_abandoned)
         return result
 
     @classmethod

@@ -1,12 +1,18 @@
-"""The worker threads that the anyio backends run jobs on."""
+"""The worker threads that the anyio backends run jobs on: one
+`aiocancel.Executor` per event loop (asyncio or uvloop loop, trio run), shut
+down when that loop ends, so that a worker exits with its event loop as
+anyio's own workers do (and an idle one after 10 s, also as anyio's)."""
 from __future__ import annotations
 
 import os
 import threading
+import weakref
+from typing import Any, Callable
 
+from .._outcome import DEFAULT_GRACE, check_grace
 from ..executor import Executor
 
-__all__ = ["get_executor", "set_transparent"]
+__all__ = ["get_executor", "set_transparent", "set_grace", "pool_for"]
 
 # anyio starts one thread per concurrent call and lets the CapacityLimiter
 # (40 tokens by default, or the caller's own) bound them; the pool must not
@@ -15,37 +21,84 @@ __all__ = ["get_executor", "set_transparent"]
 _NO_BOUND = 1 << 30
 
 _lock = threading.Lock()
-_executor: Executor | None = None
-_pid = 0
+# event loop (asyncio loop, trio token) -> its pool
+_pools: "weakref.WeakKeyDictionary[Any, Executor]" = weakref.WeakKeyDictionary()
+_pid = os.getpid()
 _transparent = False
+_grace: float | None = DEFAULT_GRACE
+
+
+def pool_for(key: Any, at_end: Callable[[Callable[[], None]], object]) -> Executor:
+    """The pool of event loop `key`, made on first use; `at_end(fn)` must
+    arrange for ``fn()`` to run when that loop ends."""
+    global _pid
+    pool = _pools.get(key)
+    if pool is not None and _pid == os.getpid():
+        return pool
+    with _lock:
+        if _pid != os.getpid():
+            # A forked child inherits the objects but not their threads.
+            _pools.clear()
+            _pid = os.getpid()
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = Executor(_NO_BOUND, "aiocancel-anyio",
+                                          transparent=_transparent, grace=_grace)
+            made = True
+        else:
+            made = False
+    if made:
+        ref = weakref.ref(key)
+        at_end(lambda: _retire(ref, pool))
+    return pool
+
+
+def _retire(ref: "weakref.ref[Any]", pool: Executor) -> None:
+    # The loop ended: its jobs can no longer be delivered; cancel them and
+    # let the workers exit once they are free.
+    with _lock:
+        key = ref()
+        if key is not None and _pools.get(key) is pool:
+            del _pools[key]
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def get_executor() -> Executor:
-    """The process-wide `aiocancel.Executor` behind the anyio backends.
+    """The `aiocancel.Executor` behind the anyio backends in the running
+    event loop (asyncio, uvloop or trio, detected with sniffio).
 
-    Shared by every event loop and both backends. It starts a worker only
-    when no idle one is left, so the number of threads follows the peak
-    number of concurrent calls, which anyio's limiters bound."""
-    global _executor, _pid
-    with _lock:
-        if _executor is None or _pid != os.getpid():
-            # A forked child inherits the object but not its threads.
-            _executor = Executor(_NO_BOUND, "aiocancel-anyio",
-                                 transparent=_transparent)
-            _pid = os.getpid()
-        return _executor
+    It starts a worker only when no idle one is left, so the number of
+    threads follows the peak number of concurrent calls, which anyio's
+    limiters bound."""
+    from anyio._core._eventloop import get_async_backend
+
+    from ._registry import backend_class, backend_name
+    pool: Executor = backend_class(backend_name(get_async_backend())).worker_pool()
+    return pool
 
 
 def set_transparent(on: bool) -> None:
     """Run the anyio workers in transparent mode (see aiocancel.transparent)
     or not. Workers already started keep their mode until they are replaced:
-    the current pool is retired (its idle threads exit) and a new one is made
-    on next use."""
-    global _executor, _transparent
+    the current pools are retired (their idle threads exit) and new ones are
+    made on next use."""
+    global _transparent
     with _lock:
         if _transparent == on:
             return
         _transparent = on
-        retired, _executor = _executor, None
-    if retired is not None:
-        retired.shutdown(wait=False)
+        retired = list(_pools.values())
+        _pools.clear()
+    for pool in retired:
+        pool.shutdown(wait=False)
+
+
+def set_grace(grace: float | None) -> None:
+    """The grace period (seconds, None: unbounded) of the anyio pools, now
+    and to come (see `aiocancel.to_thread`)."""
+    global _grace
+    grace = check_grace(grace)
+    with _lock:
+        _grace = grace
+        for pool in _pools.values():
+            pool._grace = grace

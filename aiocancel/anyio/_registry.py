@@ -6,6 +6,7 @@ import sys
 import threading
 from typing import Any
 
+from .._outcome import DEFAULT_GRACE
 from . import _pool
 from ._compat import require, require_trio
 
@@ -54,7 +55,8 @@ def _available() -> dict[str, type]:
     return classes
 
 
-def install(*, transparent: bool = False, patch: bool = False) -> None:
+def install(*, transparent: bool = False, patch: bool = False,
+            grace: float | None = DEFAULT_GRACE) -> None:
     """Make every ``anyio.to_thread.run_sync`` in the process run on
     aiocancel workers (idempotent; undone by `uninstall`).
 
@@ -73,6 +75,13 @@ def install(*, transparent: bool = False, patch: bool = False) -> None:
     the functions make (``time.sleep``, socket methods, ``queue.Queue.get``...)
     are cancellation points too.
 
+    ``grace`` (seconds, None: unbounded; default `aiocancel.DEFAULT_GRACE`)
+    bounds how long a cancelled call waits for a worker that does not reach
+    a cancellation point, as for `aiocancel.to_thread`: a deadline is never
+    later than anyio's own by more than that (anyio waits for the thread
+    without bound unless ``abandon_on_cancel=True``). The worker is then
+    reported on the ``aiocancel`` logger and replaced.
+
     Raises `UnsupportedAnyioError` (naming the supported range) if the
     installed anyio or trio is outside it.
     """
@@ -80,6 +89,7 @@ def install(*, transparent: bool = False, patch: bool = False) -> None:
     if patch:
         from .._patch import patch as _patch_stdlib
         _patch_stdlib()
+    _pool.set_grace(grace)
     from .._drivers import activate
     activate()     # before the app opens connections: the pool comes lazily
     _pool.set_transparent(transparent)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, TypeVarTuple, Unpack
 
-from .._job import close_abandoned
+from .._outcome import close_abandoned
 from ._compat import require
 from ._registry import backend_class, backend_name
 
@@ -27,21 +27,18 @@ async def run_sync(func: Callable[[Unpack[_Ts]], T], /, *args: Unpack[_Ts],
     state: its `aiocancel.syscalls` calls and `aiocancel.testcancel` are
     cancellation points. When the enclosing cancel scope is cancelled
     (deadline, ``move_on_after``, ``fail_after``, task group), the request
-    goes to the worker and the task waits for it, then:
-
-    * the call ended cancelled (raised `aiocancel.Cancelled`, or raised
-      anything after one of its cancellation points acted): the backend's
-      cancellation exception is raised, the call's exception chained;
-    * the call completed first: its result is returned (or its exception
-      raised) and the cancellation stays pending: the next checkpoint raises
-      it. Nothing the kernel produced is lost.
+    goes to the worker and the task waits for it (at most the grace period
+    of `aiocancel.anyio.install`, default `aiocancel.DEFAULT_GRACE`), then
+    raises the backend's cancellation exception, the call's exception
+    chained. A result the call produced anyway (it raced the request, or
+    came after the grace period) is passed to ``on_abandoned_result``
+    (default `aiocancel.close_abandoned`: closes sockets and file objects;
+    None drops it, as anyio does). This is `aiocancel.to_thread`'s contract.
 
     With ``abandon_on_cancel=True`` the task does not wait: it raises the
-    cancellation at once, the request is still sent (so the worker is
-    freed), the limiter token is returned when the worker is free, and a
-    result that arrives anyway is passed to ``on_abandoned_result`` (default:
-    closed if it is a socket, a file or an ``(fd, address)`` pair; None to
-    drop it, as anyio does).
+    cancellation at once and the request is still sent (so the worker is
+    freed). The limiter token is returned as the backend replaced returns
+    it (asyncio: when the task leaves; trio: when the worker is done).
 
     Raises `aiocancel.anyio.UnsupportedAnyioError` if the installed anyio is
     outside the supported range.

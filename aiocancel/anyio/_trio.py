@@ -16,7 +16,7 @@ from anyio._core._eventloop import claim_worker_thread  # noqa: E402
 from trio._threads import PARENT_TASK_DATA, Run, RunSync  # noqa: E402
 
 from ._job import AnyioJob, WorkerBackend, worker_context  # noqa: E402
-from ._pool import get_executor  # noqa: E402
+from ._pool import pool_for  # noqa: E402
 
 __all__ = ["TrioBackend", "run_in_worker"]
 
@@ -33,7 +33,30 @@ class _TrioJob(AnyioJob):
 
     def _wake(self) -> None:
         # Value(None) means "done"; trio.from_thread sends Run/RunSync.
-        trio.lowlevel.reschedule(self.task_register[0], outcome.Value(None))
+        task, self.task_register[0] = self.task_register[0], None
+        if task is not None:
+            trio.lowlevel.reschedule(task, outcome.Value(None))
+
+    def _gave_up(self) -> None:
+        # Watchdog thread: the grace period is over; release the task.
+        try:
+            self.token.run_sync_soon(self._wake)
+        except trio.RunFinishedError:
+            pass
+
+
+async def _keep_pool(retire: Callable[[], None]) -> None:
+    # A system task: cancelled when the run ends, which retires the pool.
+    try:
+        await trio.sleep_forever()
+    finally:
+        retire()
+
+
+def worker_pool() -> Any:
+    """The running trio run's pool (shut down when the run ends)."""
+    return pool_for(trio.lowlevel.current_trio_token(),
+                    lambda retire: trio.lowlevel.spawn_system_task(_keep_pool, retire))
 
 
 def _call(backend: type, token: trio.lowlevel.TrioToken, abandon: bool,
@@ -69,7 +92,7 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple[Any, .
     abandon = bool(abandon_on_cancel)
     if limiter is None:
         limiter = backend.current_default_thread_limiter()
-    # task_register[0] is the task to wake, None once it abandoned the job;
+    # task_register[0] is the task to wake, None once it was woken or left;
     # cancel_register[0] raises the cancellation once one was delivered.
     task_register: list[Any] = [trio.lowlevel.current_task()]
     cancel_register: list[Any] = [None]
@@ -78,42 +101,54 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple[Any, .
                            worker_context(), func, args), limiter, on_abandoned)
     job.token = token
     job.task_register = task_register
+    job.target = func
+
+    pool = worker_pool()
 
     def abort(raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
         cancel_register[0] = raise_cancel
-        if job.cancel() and abandon:
-            job.abandoned = True
+        job.request_cancel(pool._grace)
+        if abandon or job.withdrawn:
             task_register[0] = None
             return trio.lowlevel.Abort.SUCCEEDED
-        # Keep waiting: the request frees the worker at its next
-        # cancellation point, or the result that came first is returned.
+        # Keep waiting, at most the grace period (`_gave_up`): the request
+        # frees the worker at its next cancellation point.
         return trio.lowlevel.Abort.FAILED
 
     await limiter.acquire_on_behalf_of(job)
     try:
-        get_executor().submit_job(job)
+        pool.submit_job(job)
     except BaseException:
         limiter.release_on_behalf_of(job)
         raise
-    while True:
-        message = await trio.lowlevel.wait_task_rescheduled(abort)
-        if message is None:
-            break
-        # trio.from_thread.run / run_sync from the job, run in this task as
-        # trio.to_thread.run_sync does (so they see its cancel scopes).
-        if isinstance(message, Run):
-            await message.run()
-        elif isinstance(message, RunSync):
-            message.run_sync()
-        else:  # pragma: no cover - trio sends nothing else
-            raise TypeError(f"unexpected message from a worker: {message!r}")
+    try:
+        while True:
+            message = await trio.lowlevel.wait_task_rescheduled(abort)
+            if message is None:
+                break
+            # trio.from_thread.run / run_sync from the job, run in this task as
+            # trio.to_thread.run_sync does (so they see its cancel scopes).
+            if isinstance(message, Run):
+                await message.run()
+            elif isinstance(message, RunSync):
+                message.run_sync()
+            else:  # pragma: no cover - trio sends nothing else
+                raise TypeError(f"unexpected message from a worker: {message!r}")
+    except BaseException:          # the abort succeeded (abandon), or a Run failed
+        job.cancel()
+        task_register[0] = None
+        job.abandon()
+        raise
     raise_cancel = cancel_register[0]
-    if raise_cancel is not None and job.ended_cancelled():
-        exc, job.exc = job.exc, None
+    if raise_cancel is not None:
+        # Cancelled: the rule of aiocancel._outcome (a result that came
+        # anyway goes to on_abandoned; the cancellation is raised).
+        cause, job.exc = job.exc, None
+        job.abandon()
         try:
             raise_cancel()
         except BaseException as cancelled:
-            cancelled.__cause__ = exc
+            cancelled.__cause__ = cause
             raise
     result: T = job.take()
     return result
@@ -124,3 +159,4 @@ class TrioBackend(WorkerBackend, _anyio_trio.backend_class):  # type: ignore[mis
     `WorkerBackend`): cancellation raises ``trio.Cancelled``."""
 
     run_in_worker = staticmethod(run_in_worker)
+    worker_pool = staticmethod(worker_pool)
