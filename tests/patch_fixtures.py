@@ -63,10 +63,14 @@ class Job:
         wait_until(there, what=f"the worker to block in one of {syscalls}")
 
     def cancel_and_check(self) -> None:
-        """Cancel the running job; it must end cancelled (not time out)."""
-        assert self.future.cancel()
-        with pytest.raises(CancelledError):
-            self.future.result(timeout=JOIN_TIMEOUT)
+        """Cancel the running job; it must end cancelled (not time out).
+        The future's cancel() is False, as the stdlib's for a running job,
+        yet the request is sent: the future ends with the job's Cancelled
+        (or the error a library raised after a cancellation point acted)."""
+        assert not self.future.cancel()
+        exc = self.future.exception(timeout=JOIN_TIMEOUT)
+        assert isinstance(exc, (aiocancel.Cancelled, aiocancel.ThreadCancelled)) \
+            or (exc is not None and self.future._job.acted), exc
 
 
 def cancel_blocked_job(ex: aiocancel.Executor, fn: Callable[..., Any], *args: Any,

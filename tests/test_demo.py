@@ -52,4 +52,4 @@ def test_demo_in_fallback_mode_says_calls_are_not_interrupted(tmp_path):
     _check_common(lines)
     for line in lines[1:4]:
         assert "NOT interrupted: it ended " in line, line
-        assert "when the input arrived and its result went to the task" in line
+        assert "when the input arrived, and the task ended cancelled" in line
