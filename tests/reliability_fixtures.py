@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -54,6 +55,13 @@ def run_python(code: str, env: dict | None = None, timeout: float = 120.0,
     full_env["PYTHONPATH"] = pkg_parent + os.pathsep + full_env.get("PYTHONPATH", "")
     if env:
         full_env.update(env)
+    # SIGINT at its default, as in a foreground shell: a child started from
+    # a background job (CI) inherits it ignored, and CPython then installs
+    # no KeyboardInterrupt handler, which some of these tests look at.
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
                           capture_output=True, text=True, timeout=timeout,
-                          env=full_env)
+                          env=full_env, preexec_fn=_sigint_default)
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
