@@ -23,7 +23,7 @@ from conftest import JOIN_TIMEOUT, NR, requires_core
 LINE_TIMEOUT = 30.0
 
 _CHILD = """
-import asyncio, os, sys, threading
+import asyncio, os, sys, threading, time
 import aiocancel
 
 MODE = sys.argv[1]
@@ -34,14 +34,24 @@ async def read(prompt):
     return await asyncio.to_thread(input, prompt)
 
 def readers_of_stdin():
-    # threads sleeping in read(0, ...): what must not be left behind
-    found = []
-    for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/syscall") as f:
-            fields = f.read().split()
-        if fields[:2] == [sys.argv[2], "0x0"]:
-            found.append(tid)
-    return found
+    # Threads sleeping in read(0, ...): what must not be left behind. With
+    # install() + asyncio.to_thread, asyncio releases the task as soon as
+    # it is cancelled, while the worker is still on its way out of read():
+    # give it a (generous) while before calling it left behind.
+    deadline = time.monotonic() + 10
+    while True:
+        found = []
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/syscall") as f:
+                    fields = f.read().split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue                # a thread that just exited
+            if fields[:2] == [sys.argv[2], "0x0"]:
+                found.append(tid)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
 
 async def main():
     if MODE == "input":
