@@ -1,6 +1,9 @@
 /*
- * aiocancel's cancellation core; see cancel_core.h and the two posts in
- * ../shared/seeds (musl's race-free cancellation, 2011; MASKED mode, 2015).
+ * aiocancel's cancellation core; see cancel_core.h and ARCHITECTURE.md. The
+ * design is from two posts by Rich Felker (musl libc), not in this
+ * repository: "New pthread cancellation." (17 Apr 2011: race-free
+ * cancellation through a trampoline whose code range the handler checks)
+ * and "Masked cancellation mode draft" (21 Feb 2015: the MASKED state).
  *
  * Who touches what:
  *   - the owning thread reads and writes its slot's state and acted fields;
