@@ -166,7 +166,8 @@ def _reset_after_fork() -> None:
     _watchdog = _Watchdog()     # the thread does not exist in the child
 
 
-os.register_at_fork(after_in_child=_reset_after_fork)
+if hasattr(os, "register_at_fork"):     # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def anyio_shield() -> Any:
