@@ -28,6 +28,12 @@ from reliability_fixtures import run_python
 
 pytestmark = requires_core
 
+# Transparent mode refuses where it is not shown to work (aarch64 for now:
+# tests/test_transparent_refusal.py).
+requires_transparent = pytest.mark.skipif(
+    aiocancel.transparent.UNSUPPORTED_REASON is not None,
+    reason=str(aiocancel.transparent.UNSUPPORTED_REASON))
+
 # Shared by the fresh-interpreter scripts: wait until a thread sleeps in a
 # syscall (/proc), as conftest.wait_blocked does.
 WAIT_BLOCKED = """
@@ -202,6 +208,7 @@ def test_request_under_sigpending_zero_acts_once_the_limit_is_raised():
 
 # ---- at most one pending instance -------------------------------------------
 
+@requires_transparent
 def test_a_worker_blocking_the_signal_never_has_more_than_one_pending(pipe):
     """A transparent job blocks the cancel signal and sits in a foreign read
     while cancelled: for 5 s the re-sender keeps trying (its attempts are
@@ -342,6 +349,7 @@ def test_children_of_a_masked_plain_thread_see_the_signal_unblocked(pipe, where)
 
 # ---- transparent mode inside a foreign signal handler --------------------------
 
+@requires_transparent
 def test_transparent_request_waits_for_a_foreign_handler_to_return(pipe):
     """A C signal handler runs on top of the job's blocked read and blocks in
     a read of its own; the job is cancelled meanwhile. The handler's read is
@@ -389,6 +397,7 @@ def test_transparent_request_waits_for_a_foreign_handler_to_return(pipe):
         os.close(hw)
 
 
+@requires_transparent
 def test_transparent_foreign_cancel_raises_ecanceled_to_the_job(pipe):
     """Baseline of the test above without a handler: the job's read fails
     with ECANCELED at once."""
