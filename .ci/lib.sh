@@ -59,7 +59,10 @@ readme_in_root() {
     ln -sfn "/usr/bin/$py" "$root/opt/shim-$py/python3"
     for cmd in "$@"; do
         step "$(bash "$CI_DIR/inroot.sh" "$root" "$py" --version) in $root$dir: $cmd"
+        # The roots carry no PostgreSQL server: its tests skip there (they
+        # run, and are required, on the host).
         bash "$CI_DIR/inroot.sh" "$root" --cd "$dir" \
-            env PATH="/opt/shim-$py:/usr/local/bin:/usr/bin:/bin" bash -c "$cmd" || return
+            env -u AIOCANCEL_REQUIRE_POSTGRES \
+            PATH="/opt/shim-$py:/usr/local/bin:/usr/bin:/bin" bash -c "$cmd" || return
     done
 }

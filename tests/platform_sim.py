@@ -123,7 +123,11 @@ def run_jobs() -> str:
         else:
             raise AssertionError("the cancelled job returned")
 
-    asyncio.run(main())
+    # The simulated sys.platform would make asyncio.run build the platform's
+    # own loop (3.14 picks the Windows proactor, which needs _overlapped):
+    # ask for the selector loop the test means to run on.
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        runner.run(main())
     return reason
 
 
