@@ -9,14 +9,14 @@ lost. See README.md.
 from __future__ import annotations
 
 from . import aio, syscalls, transparent
-from ._backend import FALLBACK_REASON, SUPPORTED
-from ._backend import cancel as _cancel
+from ._core import FALLBACK_REASON, SUPPORTED
+from ._core import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
-from ._loop import get_executor, install, to_thread
+from ._asyncio import get_executor, install, to_thread
 from ._on_cancel import on_cancel
 from ._outcome import DEFAULT_GRACE, close_abandoned
 from ._patch import is_patched, patch, unpatch
-from ._stdin import ainput
+from ._ainput import ainput
 from ._version import __version__
 from .executor import Executor
 

@@ -36,7 +36,7 @@ from threading import get_ident as _get_ident
 from typing import Any, Callable, ClassVar
 
 from . import _on_cancel
-from ._backend import cancel as _cancel
+from ._core import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
 from ._outcome import LOG_AFTER, close_abandoned, report_stuck, watch
 

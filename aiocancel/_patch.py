@@ -68,8 +68,8 @@ from typing import Any, Callable
 
 from . import syscalls as _sc
 from . import threading as _athreading
-from ._backend import cancel as _cancel
-from ._backend import standin as _standin
+from ._core import cancel as _cancel
+from ._core import standin as _standin
 from ._errors import Cancelled, ThreadCancelled
 
 try:

@@ -20,7 +20,7 @@ import threading
 from contextlib import nullcontext
 from typing import Any, Callable, ContextManager
 
-from ._backend import cancel as _cancel
+from ._core import cancel as _cancel
 from ._errors import Cancelled, ThreadCancelled
 from ._on_cancel import current_job, on_cancel
 

@@ -1,6 +1,6 @@
-"""Reading a line from stdin without leaving a blocked thread behind:
-`ainput` (asyncio) and the ``input()`` that `aiocancel.patch` installs for
-workers.
+"""Reading a line from stdin without leaving a blocked thread behind: the
+low-level reader behind `aiocancel.ainput` (``_ainput``) and the ``input()``
+that `aiocancel.patch` installs for workers.
 
 Both read stdin's file descriptor directly with cancellable reads, one line
 at a time and never past its newline: one read(2) per line on a terminal in
@@ -21,14 +21,14 @@ import os
 import sys
 
 from . import syscalls as _sc
-from ._backend import futex as _futex
+from ._core import futex as _futex
 
 try:
     import termios
 except ImportError:             # Windows: no terminal modes to ask about
     termios = None  # type: ignore[assignment]
 
-__all__ = ["ainput", "worker_input"]
+__all__ = ["worker_input"]
 
 # A cancellable lock: a second reader waiting for the first can be cancelled.
 _reader = _futex.Waiter()
@@ -101,19 +101,3 @@ def worker_input(prompt: object = "") -> str:
     read."""
     _prompt(prompt)
     return _decode(_read_line(_stdin_fd()))
-
-
-async def ainput(prompt: object = "") -> str:
-    """``input()`` for asyncio: write `prompt` to stdout, read a line of
-    stdin on an aiocancel worker and return it without its newline; raise
-    EOFError at end of file.
-
-    Cancelling the awaiting task cancels the read itself, so no thread stays
-    blocked on stdin (``asyncio.to_thread(input)`` would leave one, keeping
-    ``asyncio.run()`` from exiting). Characters of a line that was being
-    read when the cancellation acted are kept for the next ``ainput``.
-    """
-    from ._loop import to_thread
-    _prompt(prompt)
-    fd = _stdin_fd()
-    return _decode(await to_thread(_read_line, fd))

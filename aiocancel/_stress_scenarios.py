@@ -33,7 +33,7 @@ from typing import Any
 
 from . import syscalls
 from . import transparent as _transparent
-from ._backend import cancel as _cancel
+from ._core import cancel as _cancel
 
 # A numbered byte stream (period 251, prime) so that loss, duplication and
 # reordering of bytes all change what the reader sees.

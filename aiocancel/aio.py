@@ -19,7 +19,7 @@ import socket
 from typing import Any
 
 from . import syscalls
-from ._loop import to_thread
+from ._asyncio import to_thread
 
 __all__ = ["read", "readinto", "write", "pread", "pwrite", "recv",
            "recv_into", "send", "sendall", "accept", "connect", "poll",

@@ -14,7 +14,7 @@ from typing import Any, Callable, ParamSpec, TypeVar
 
 from . import _drivers
 from . import transparent as _transparent
-from ._backend import cancel as _cancel
+from ._core import cancel as _cancel
 from ._job import DONE, Job
 from ._outcome import DEFAULT_GRACE, call_abandoned, check_grace, close_abandoned
 

@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import _stress_scenarios as sc
-from ._backend import SUPPORTED
-from ._backend import cancel as _cancel
+from ._core import SUPPORTED
+from ._core import cancel as _cancel
 
 __all__ = ["main", "run", "Report"]
 

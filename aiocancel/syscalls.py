@@ -17,12 +17,12 @@ Waiting: poll, ppoll, select, epoll_wait, sleep, waitpid, waitid,
 sigtimedwait, sigwaitinfo, futex_wait (and futex_wake, which never blocks).
 System V message queues: msgsnd, msgrcv.
 """
-from ._backend import files as _files
-from ._backend import futex as _futex
-from ._backend import ipc as _ipc
-from ._backend import sockets as _sockets
-from ._backend import syscalls as _impl
-from ._backend import waits as _waits
+from ._core import files as _files
+from ._core import futex as _futex
+from ._core import ipc as _ipc
+from ._core import sockets as _sockets
+from ._core import syscalls as _impl
+from ._core import waits as _waits
 
 read = _impl.read
 readinto = _impl.readinto

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading as _threading
 from typing import Any
 
-from ._backend import futex as _futex
+from ._core import futex as _futex
 
 __all__ = ["Waiter", "Condition", "Event", "wait"]
 

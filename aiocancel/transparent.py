@@ -59,7 +59,7 @@ from __future__ import annotations
 import platform
 from typing import Any, Callable
 
-from ._backend import cancel as _cancel
+from ._core import cancel as _cancel
 
 __all__ = ["enable", "enabled", "initializer", "UNSUPPORTED_REASON"]
 

@@ -15,7 +15,7 @@ import pytest
 
 import aiocancel.anyio
 from aiocancel import syscalls
-from aiocancel._backend import cancel as _cancel_impl
+from aiocancel._core import cancel as _cancel_impl
 
 from conftest import JOIN_TIMEOUT, wait_blocked
 

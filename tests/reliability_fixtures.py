@@ -9,7 +9,7 @@ import textwrap
 import time
 
 import aiocancel
-from aiocancel._backend import cancel as core
+from aiocancel._core import cancel as core
 
 EXIT_TIMEOUT = 10.0
 

@@ -96,14 +96,14 @@ def test_close_abandoned_closes_only_unambiguous_resources():
 def test_forked_child_gets_a_fresh_module_executor():
     """The child inherits the module executor object but not its threads:
     to_thread there must start a new pool instead of queueing for ever."""
-    parent = aiocancel._loop._module_executor()
+    parent = aiocancel._asyncio._module_executor()
     parent.submit(int).result(JOIN_TIMEOUT)      # it has a worker thread
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             if (asyncio.run(aiocancel.to_thread(lambda: 7)) == 7
-                    and aiocancel._loop._module_executor() is not parent):
+                    and aiocancel._asyncio._module_executor() is not parent):
                 code = 0
         finally:
             os._exit(code)

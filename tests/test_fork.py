@@ -25,7 +25,7 @@ import pytest
 
 import aiocancel
 from aiocancel import syscalls
-from aiocancel._backend import cancel as core
+from aiocancel._core import cancel as core
 from conftest import FALLBACK, JOIN_TIMEOUT, Runner, requires_core, wait_blocked
 
 CHILD_TIMEOUT = 60.0

@@ -20,7 +20,7 @@ import pytest
 
 import aiocancel
 from aiocancel import syscalls
-from aiocancel._backend import cancel as core
+from aiocancel._core import cancel as core
 from aiocancel._outcome import start_watchdog
 from conftest import FALLBACK, JOIN_TIMEOUT, requires_core, wait_blocked
 from reliability_fixtures import (cancel_signal_pending_here, stats,

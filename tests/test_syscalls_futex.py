@@ -22,7 +22,7 @@ from syscall_fixtures import (Pending, assert_cancelled, cancel_when_blocked,
 
 import aiocancel
 from aiocancel import Cancelled, syscalls
-from aiocancel._backend import futex as _futex
+from aiocancel._core import futex as _futex
 
 Waiter = _futex.Waiter
 

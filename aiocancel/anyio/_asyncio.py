@@ -12,7 +12,7 @@ require()
 from anyio._backends import _asyncio as _anyio_asyncio  # noqa: E402
 from anyio._core._eventloop import claim_worker_thread, threadlocals  # noqa: E402
 
-from .._loop import AsyncioWaiting, at_close  # noqa: E402
+from .._asyncio import AsyncioWaiting, at_close  # noqa: E402
 from ._job import AnyioJob, WorkerBackend, worker_context  # noqa: E402
 from ._pool import pool_for  # noqa: E402
 
