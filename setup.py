@@ -15,14 +15,20 @@ module. Editable and in-place builds (``pip install -e .``,
 include it: the test-suite needs it.
 """
 import os
+import runpy
 import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 _PLATFORM = sysconfig.get_platform()          # e.g. linux-x86_64, linux-aarch64
-ARCH = {"x86_64": "x86_64", "amd64": "x86_64",
-        "aarch64": "aarch64", "arm64": "aarch64"}.get(_PLATFORM.rsplit("-", 1)[-1].lower())
+# The package's one architecture probe, read by path (setup.py cannot import
+# the package it builds); applied to the target's tag, not this machine.
+_arch = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "aiocancel", "_arch.py"))
+ARCH = _arch["canonical"](_PLATFORM.rsplit("-", 1)[-1])
+if ARCH not in _arch["SUPPORTED"]:
+    ARCH = None
 SUPPORTED = _PLATFORM.startswith("linux") and ARCH is not None
 TESTHELPER = "aiocancel._testhelper"
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import threading
 import warnings
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, ParamSpec, TypeVar, TypeVarTuple, Unpack, overload
 
+from ._fork import after_fork_in_child
 from ._job import DONE, Job
 from ._outcome import (DEFAULT_GRACE, anyio_shield, call_abandoned, check_grace,
                        close_abandoned)
@@ -40,16 +40,13 @@ _module_lock = threading.Lock()
 _MISSING = object()
 
 
+@after_fork_in_child
 def _forget_module_pool() -> None:
     # A forked child inherits the pool but none of its worker threads (and
     # the lock maybe held by a thread that does not exist there).
     global _module_pool, _module_lock
     _module_pool = None
     _module_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):       # not on Windows: no fork there
-    os.register_at_fork(after_in_child=_forget_module_pool)
 
 
 def _module_executor() -> Executor:

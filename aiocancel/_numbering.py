@@ -12,14 +12,14 @@ against the known tables.
 from __future__ import annotations
 
 import os
-import platform
 import threading
 import time
 
+from ._arch import machine
+
 __all__ = ["MACHINE", "numbering"]
 
-MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}.get(
-    platform.machine().lower(), platform.machine().lower())
+MACHINE = machine()
 
 # read(2) in each table this package knows: enough to tell them apart.
 _READ = {"x86_64": 0, "aarch64": 63}

@@ -33,13 +33,14 @@ import heapq
 import io
 import logging
 import math
-import os
 import socket
 import sys
 import threading
 import time
 import traceback
 from typing import Any, Callable
+
+from ._fork import after_fork_in_child
 
 __all__ = ["DEFAULT_GRACE", "LOG_AFTER", "close_abandoned", "check_grace",
            "logger", "watch", "report_stuck", "anyio_shield"]
@@ -161,13 +162,10 @@ def start_watchdog() -> None:
     _watchdog.start()
 
 
+@after_fork_in_child
 def _reset_after_fork() -> None:
     global _watchdog
     _watchdog = _Watchdog()     # the thread does not exist in the child
-
-
-if hasattr(os, "register_at_fork"):     # POSIX; Windows has no fork
-    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def anyio_shield() -> Any:

@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterator
 
 import aiocancel
 from aiocancel import syscalls
-from aiocancel.bench import _proc
-from aiocancel.bench._wait import until
+from aiocancel import _observe
+from aiocancel._observe import until
 
 FALLBACK_DELAY = 0.2    # seconds before the fallback demo supplies the input
 
@@ -50,7 +50,7 @@ async def _block_then_cancel(start: Callable[..., Any], call: Callable[..., Any]
             returned.set()
 
     task = asyncio.ensure_future(start(job))
-    await until(lambda: tid[0] and _proc.blocked_in(tid[0], syscall, fd),
+    await until(lambda: tid[0] and _observe.blocked_in(tid[0], syscall, fd),
                 f"the worker to block in {syscall}()", limit=10.0)
     if not aiocancel.SUPPORTED:
         asyncio.get_running_loop().call_later(FALLBACK_DELAY, unblock)

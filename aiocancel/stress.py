@@ -8,7 +8,7 @@ Usage::
 
 Each scenario (aiocancel/_stress_scenarios.py) pairs one long-lived worker,
 which runs the same blocking call again and again as fresh jobs
-(``_job_begin`` / ``_job_end``: the executor's own protocol, without its
+(`aiocancel._corejobs`: the executor's own job protocol, without its
 queues), with a driver thread. Per iteration the driver picks a plan at
 random: produce what the call waits for, cancel the job, both in either
 order with random spins in between, or first aim a request at a job that
@@ -18,7 +18,7 @@ scenarios run at once, in one process (or ``--processes`` copies).
 Checked at every iteration, and counted:
 
 * no job is cancelled unless a request was aimed at its (slot, generation);
-  a request for an ended job never hits (``_cancel_job`` returns False);
+  a request for an ended job never hits (``_corejobs.cancel`` returns False);
 * a job raised `Cancelled` exactly when a cancellation point acted;
 * the scenario's accounting: what the kernel holds is exactly what the
   results returned so far imply (bytes in the pipe, connections queued,
@@ -44,9 +44,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from . import _corejobs as jobs
 from . import _stress_scenarios as sc
+from . import transparent as _transparent
 from ._core import SUPPORTED
-from ._core import cancel as _cancel
 
 __all__ = ["main", "run", "Report"]
 
@@ -82,7 +83,7 @@ class Report:
     seed: int
     seconds: float = 0.0
     scenarios: dict[str, Counts] = field(default_factory=dict)
-    totals: dict[str, str] = field(default_factory=dict)
+    totals: dict[str, dict[str, int]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     core: dict[str, int] = field(default_factory=dict)
     fds: tuple[int, int] = (0, 0)
@@ -113,22 +114,16 @@ class Report:
         for r in reports:
             for name, counts in r.scenarios.items():
                 out.scenarios.setdefault(name, Counts()).add(counts)
-            for name, text in r.totals.items():
-                out.totals[name] = _sum_totals(out.totals.get(name), text)
+            for name, produced in r.totals.items():
+                summed = out.totals.setdefault(name, {})
+                for unit, n in produced.items():
+                    summed[unit] = summed.get(unit, 0) + n
             out.messages.extend(r.messages[:MAX_RECORDED - len(out.messages)])
             for name, value in r.core.items():
                 out.core[name] = out.core.get(name, 0) + value
         out.fds = reports[0].fds
         out.threads = reports[0].threads
         return out
-
-
-def _sum_totals(a: str | None, b: str) -> str:
-    if not a:
-        return b
-    ka, va = a.split("=")
-    kb, vb = b.split("=")
-    return f"{ka}={int(va) + int(vb)}" if ka == kb else a
 
 
 class _Budget:
@@ -176,13 +171,13 @@ class _Pair:
 
     def _worker(self) -> None:
         s = self.s
-        _cancel._worker_slot()
+        jobs.register_worker()
         init = getattr(s, "worker_init", None)
         if init is not None:
             init()
         rng = random.Random(self.seed ^ 0x5eed)
         get, put = self.to_worker.get, self.to_driver.put
-        job_begin, job_end = _cancel._job_begin, _cancel._job_end
+        job_begin, job_end = jobs.begin, jobs.end
         clock = time.monotonic
         while True:
             arg = get()
@@ -234,7 +229,7 @@ class _Pair:
         s, c = self.s, self.counts
         rng = random.Random(self.seed)
         interruptible = SUPPORTED or s.completes_alone
-        cancel_job = _cancel._cancel_job
+        cancel_job = jobs.cancel
         prev = None
         others = [i for i in range(len(self.ended)) if i != self.index]
         try:
@@ -323,10 +318,9 @@ def _start_resender() -> None:
     """Transparent mode's re-sender is a thread the core starts once, at the
     first transparent request, and keeps: start it before the baseline."""
     def kick() -> None:
-        _cancel._set_transparent(True)
-        slot, gen = _cancel._job_begin()
-        _cancel._cancel_job(slot, gen)
-        _cancel._job_end()
+        _transparent.enable(True)
+        jobs.cancel(*jobs.begin())
+        jobs.end()
     thread = threading.Thread(target=kick)
     thread.start()
     thread.join()
@@ -370,7 +364,7 @@ def run(iterations: int | None = None, seconds: float | None = None,
         _start_resender()
     report = Report(seed=seed)
     fds0, threads0 = _fds(), _threads()
-    stats0 = _stats()
+    stats0 = jobs.stats()
     scenarios = [k() for k in classes]
     for s in scenarios:
         s.setup()
@@ -400,7 +394,7 @@ def run(iterations: int | None = None, seconds: float | None = None,
             p._violation(str(v))
         p.s.close()
         report.totals[p.s.name] = p.s.totals()
-    report.core = {k: v - stats0.get(k, 0) for k, v in _stats().items()}
+    report.core = {k: v - stats0.get(k, 0) for k, v in jobs.stats().items()}
     threads1 = _settle(threads0)
     fds1 = _fds()
     report.fds = (len(fds0), len(fds1))
@@ -417,11 +411,6 @@ def run(iterations: int | None = None, seconds: float | None = None,
     return report
 
 
-def _stats() -> dict[str, int]:
-    stats = getattr(_cancel, "_stats", None)
-    return dict(stats()) if stats is not None else {}
-
-
 # ---- output ------------------------------------------------------------------
 
 def format_report(report: Report) -> str:
@@ -431,14 +420,14 @@ def format_report(report: Report) -> str:
         f"aiocancel stress: {t.iterations} race iterations in "
         f"{report.seconds:.1f} s ({rate:.0f}/s), seed {report.seed}, "
         f"{report.processes} process(es), "
-        f"{'compiled core, cancel signal ' + str(_cancel.cancel_signal()) if SUPPORTED else 'FALLBACK mode'}",
+        f"{jobs.describe_core()}",
         f"{'scenario':18}{'iterations':>11}{'results':>10}{'cancelled':>10}"
         f"{'requests':>10}{'beaten':>9}{'stale':>8}{'checks':>10}{'viol.':>6}  accounted",
     ]
     for name, c in report.scenarios.items():
         lines.append(f"{name:18}{c.iterations:>11}{c.results:>10}{c.cancelled:>10}"
                      f"{c.requests:>10}{c.beaten:>9}{c.stale:>8}{c.checks:>10}"
-                     f"{c.violations:>6}  {report.totals.get(name, '')}")
+                     f"{c.violations:>6}  {_units(report.totals.get(name, {}))}")
     lines.append(f"{'total':18}{t.iterations:>11}{t.results:>10}{t.cancelled:>10}"
                  f"{t.requests:>10}{t.beaten:>9}{t.stale:>8}{t.checks:>10}"
                  f"{t.violations:>6}")
@@ -449,6 +438,10 @@ def format_report(report: Report) -> str:
     lines.extend(f"VIOLATION {m}" for m in report.messages)
     lines.append(f"invariants checked: {t.checks}, violations: {t.violations}")
     return "\n".join(lines)
+
+
+def _units(produced: dict[str, int]) -> str:
+    return ", ".join(f"{unit}={n}" for unit, n in produced.items())
 
 
 def _child_args(args: argparse.Namespace, share: int | None, seed: int) -> list[str]:

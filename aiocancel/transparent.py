@@ -56,9 +56,9 @@ Everything else (syscalls, patch mode, executors) works on aarch64.
 """
 from __future__ import annotations
 
-import platform
 from typing import Any, Callable
 
+from ._arch import machine
 from ._core import cancel as _cancel
 
 __all__ = ["enable", "enabled", "initializer", "UNSUPPORTED_REASON"]
@@ -68,7 +68,7 @@ UNSUPPORTED_REASON: str | None = (
     "transparent mode is not supported on aarch64 yet: it reads syscall "
     "numbers from /proc/self/task/TID/syscall, which qemu-user reports in "
     "the host's numbering, and it has not been shown on aarch64 hardware"
-    if platform.machine().lower() in ("aarch64", "arm64") else None)
+    if machine() == "aarch64" else None)
 
 
 def _require_supported() -> None:

@@ -10,15 +10,16 @@ Also against musl (musl-gcc, Debian's musl-tools) when it is installed;
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from aiocancel._arch import machine
+
 ROOT = Path(__file__).resolve().parent.parent
-ARCH = platform.machine()
+ARCH = machine()
 SOURCES = ([ROOT / "tests" / "c" / "core_test.c"] + sorted((ROOT / "cysrc").glob("*.c"))
            + [ROOT / "asm" / ARCH / "syscall_cp.S"])
 ITERATIONS = "2000"

@@ -3,16 +3,16 @@ raises NotImplementedError with a one-line reason, before any state changes;
 everything else keeps working."""
 from __future__ import annotations
 
-import platform
 import re
 
 import pytest
 
 import aiocancel
 from aiocancel import transparent
+from aiocancel._arch import machine
 from conftest import run_in_thread
 
-ON_AARCH64 = platform.machine().lower() in ("aarch64", "arm64")
+ON_AARCH64 = machine() == "aarch64"
 
 
 def test_reason_names_the_machine_where_it_refuses():

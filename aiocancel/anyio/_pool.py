@@ -4,11 +4,11 @@ down when that loop ends, so that a worker exits with its event loop as
 anyio's own workers do (and an idle one after 10 s, also as anyio's)."""
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from typing import Any, Callable
 
+from .._fork import after_fork_in_child
 from .._outcome import DEFAULT_GRACE, check_grace
 from ..executor import Executor
 
@@ -23,7 +23,6 @@ _NO_BOUND = 1 << 30
 _lock = threading.Lock()
 # event loop (asyncio loop, trio token) -> its pool
 _pools: "weakref.WeakKeyDictionary[Any, Executor]" = weakref.WeakKeyDictionary()
-_pid = os.getpid()
 _transparent = False
 _grace: float | None = DEFAULT_GRACE
 
@@ -31,15 +30,10 @@ _grace: float | None = DEFAULT_GRACE
 def pool_for(key: Any, at_end: Callable[[Callable[[], None]], object]) -> Executor:
     """The pool of event loop `key`, made on first use; `at_end(fn)` must
     arrange for ``fn()`` to run when that loop ends."""
-    global _pid
     pool = _pools.get(key)
-    if pool is not None and _pid == os.getpid():
+    if pool is not None:
         return pool
     with _lock:
-        if _pid != os.getpid():
-            # A forked child inherits the objects but not their threads.
-            _pools.clear()
-            _pid = os.getpid()
         pool = _pools.get(key)
         if pool is None:
             pool = _pools[key] = Executor(_NO_BOUND, "aiocancel-anyio",
@@ -51,6 +45,15 @@ def pool_for(key: Any, at_end: Callable[[Callable[[], None]], object]) -> Execut
         ref = weakref.ref(key)
         at_end(lambda: _retire(ref, pool))
     return pool
+
+
+@after_fork_in_child
+def _forget_pools() -> None:
+    # A forked child inherits the pools but not their threads (and the lock
+    # maybe held by a thread that does not exist there).
+    global _lock
+    _lock = threading.Lock()
+    _pools.clear()
 
 
 def _retire(ref: "weakref.ref[Any]", pool: Executor) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 
 import aiocancel
 
-from . import _loops, _proc
+from .. import _observe
+from . import _loops
 from ._config import Config
 from ._report import Row
 from ._stats import median, paired_ratios, percentile, rotations
@@ -117,9 +118,9 @@ def _measure(kind: str, cfg: Config, calls: dict[str, Any]) -> dict[int, Any]:
             for name in order:          # warm-up: this round's threads start
                 await _batch(calls[name], conc, max(conc, 32))
             for name in order:
-                before = _proc.thread_count()
+                before = _observe.thread_count()
                 w, c = await _batch(calls[name], conc, cfg.p2_calls)
-                spawned[name] += max(0, _proc.thread_count() - before)
+                spawned[name] += max(0, _observe.thread_count() - before)
                 wall[name].append(w)
                 cpu[name].append(c)
             # asyncio.run / uvloop.run end the loop's default executor and

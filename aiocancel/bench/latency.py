@@ -23,11 +23,12 @@ from typing import Any, Callable
 import aiocancel
 from aiocancel import syscalls
 
-from . import _loops, _proc
+from .. import _observe
+from . import _loops
 from ._config import Config
 from ._report import Row
 from ._stats import median, percentile
-from ._wait import until
+from .._observe import until
 
 TITLE = ("cancel latency: task blocked in <front end>(read) on an empty pipe; "
          "us from task.cancel() (or os.write) to the task resuming")
@@ -96,7 +97,7 @@ async def _try(c: Contender, r: int, w: int, cancel: bool, res: Result) -> None:
         seen[:] = [time.perf_counter(), result, bool(returned)]
 
     task = asyncio.ensure_future(awaiter())
-    await until(lambda: tid[0] and _proc.blocked_in(tid[0], "read", r),
+    await until(lambda: tid[0] and _observe.blocked_in(tid[0], "read", r),
                  f"{c.name} to block in read()")
     t0 = time.perf_counter()
     if cancel:

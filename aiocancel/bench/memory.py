@@ -21,17 +21,17 @@ from typing import Any
 import aiocancel
 from aiocancel import syscalls
 
-from . import _proc
+from .. import _observe
 from ._config import Config
 from ._report import Row
-from ._wait import LIMIT, until, wait_for
+from .._observe import LIMIT, until, wait_for
 
 TITLE = "memory: RSS per idle worker and per blocked job (fresh process each)"
 
 
 def _settled_rss() -> int:
     gc.collect()
-    return _proc.rss()
+    return _observe.rss()
 
 
 async def _measure(aio: bool, m: int) -> dict[str, float]:
@@ -54,7 +54,7 @@ async def _measure(aio: bool, m: int) -> dict[str, float]:
             loop.set_default_executor(executor)
             tasks = [loop.create_task(asyncio.to_thread(os.read, r, 1))
                      for _ in range(m)]
-        await until(lambda: _proc.count_blocked_in("read", r) >= m,
+        await until(lambda: _observe.count_blocked_in("read", r) >= m,
                     f"{m} blocked reads", pause=0.005)
         blocked = _settled_rss()
         # Freed with data, the one way that works everywhere (fallback too).
@@ -68,7 +68,7 @@ async def _measure(aio: bool, m: int) -> dict[str, float]:
 
 
 def _sleeping_threads() -> int:
-    return sum(_proc.sleeping(int(t)) for t in os.listdir("/proc/self/task"))
+    return sum(_observe.sleeping(int(t)) for t in os.listdir("/proc/self/task"))
 
 
 def measure(kind: str, m: int) -> dict[str, float]:

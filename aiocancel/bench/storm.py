@@ -17,11 +17,11 @@ from typing import Any, Awaitable, Callable
 import aiocancel
 from aiocancel import syscalls
 
-from . import _proc
+from .. import _observe
 from ._config import Config
 from ._report import Row
 from ._stats import median
-from ._wait import until
+from .._observe import until
 
 TITLE = "cancel storm: N tasks blocked in read() on an empty pipe, all cancelled at once"
 
@@ -29,11 +29,11 @@ TITLE = "cancel storm: N tasks blocked in read() on an empty pipe, all cancelled
 async def _settled_threads() -> int:
     """The thread count once it stops falling: Thread.join() returns when a
     thread is done with Python, the kernel may list it a little longer."""
-    last = _proc.thread_count()
+    last = _observe.thread_count()
     deadline = time.monotonic() + 5.0
     while time.monotonic() < deadline:
         await asyncio.sleep(0.02)
-        now = _proc.thread_count()
+        now = _observe.thread_count()
         if now >= last:
             return now
         last = now
@@ -42,7 +42,7 @@ async def _settled_threads() -> int:
 
 async def _storm(n: int, peer: bool) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    threads0, fds0 = await _settled_threads(), _proc.fd_count()
+    threads0, fds0 = await _settled_threads(), _observe.fd_count()
     r, w = os.pipe()
     if peer:
         executor: concurrent.futures.ThreadPoolExecutor = (
@@ -55,7 +55,7 @@ async def _storm(n: int, peer: bool) -> dict[str, Any]:
         start, read = aiocancel.to_thread, syscalls.read
     try:
         tasks = [asyncio.ensure_future(start(read, r, 1), loop=loop) for _ in range(n)]
-        await until(lambda: _proc.count_blocked_in("read", r) >= n,
+        await until(lambda: _observe.count_blocked_in("read", r) >= n,
                     f"{n} workers to block in read()", pause=0.005)
         t0 = time.perf_counter()
         for task in tasks:
@@ -63,7 +63,7 @@ async def _storm(n: int, peer: bool) -> dict[str, Any]:
         results = await asyncio.gather(*tasks, return_exceptions=True)
         released = time.perf_counter() - t0
         cancelled = sum(isinstance(x, asyncio.CancelledError) for x in results)
-        still_blocked = _proc.count_blocked_in("read", r)
+        still_blocked = _observe.count_blocked_in("read", r)
         if still_blocked:
             os.write(w, bytes(still_blocked))      # the only way to free them
         t1 = time.perf_counter()
@@ -72,12 +72,12 @@ async def _storm(n: int, peer: bool) -> dict[str, Any]:
     finally:
         os.close(r)
         os.close(w)
-    await until(lambda: _proc.thread_count() <= threads0, "exited workers to go",
+    await until(lambda: _observe.thread_count() <= threads0, "exited workers to go",
                 limit=5.0, pause=0.005, fail=False)
     return {"released_ms": released * 1e3, "cancelled": cancelled,
             "still_blocked": still_blocked, "shutdown_ms": shutdown * 1e3,
             "threads_delta": await _settled_threads() - threads0,
-            "fds_delta": _proc.fd_count() - fds0}
+            "fds_delta": _observe.fd_count() - fds0}
 
 
 def _measure(n: int, peer: bool) -> dict[str, Any]:

@@ -1,11 +1,21 @@
-"""What /proc says about this process: threads blocked in a syscall, thread
-and fd counts, resident memory. The bench and the demo wait on these
-observable states instead of sleeping and hoping."""
+"""Observable states of this process, and waiting for them: what /proc says
+(threads blocked in a syscall, thread and fd counts, resident memory), and
+`until` / `wait_for` a predicate holds. The bench (aiocancel/bench/) and the
+demo (aiocancel/demo.py) wait on these instead of sleeping and hoping.
+
+Internal, shared by both: not public API. A wait that times out raises
+TimeoutError (reaching `LIMIT` means the caller is broken, not slow).
+"""
 from __future__ import annotations
 
+import asyncio
 import os
+import time
+from typing import Callable
 
-from .._numbering import numbering
+from ._numbering import numbering
+
+LIMIT = 60.0    # seconds; reaching it means the bench is broken, not slow
 
 # Syscall numbers, to check WHICH call a thread sleeps in.
 _NR = {
@@ -74,3 +84,34 @@ def rss() -> int:
     """Resident set size in bytes."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * _PAGE
+
+def wait_for(predicate: Callable[[], object], what: str, limit: float = LIMIT) -> None:
+    """Poll `predicate` from a thread (50 us pauses hand the GIL over)."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bench: timed out after {limit} s waiting for {what}")
+        time.sleep(50e-6)
+
+
+async def until(predicate: Callable[[], object], what: str, limit: float = LIMIT,
+                pause: float = 0.0, fail: bool = True) -> bool:
+    """Poll `predicate` from a coroutine, letting the loop run in between
+    (a front end may need a few iterations to hand the job over).
+
+    ``pause=0`` polls every loop iteration, with a 20 us sleep that hands the
+    GIL to workers: for latency runs, where the state comes fast. Returns
+    whether it became true; raises TimeoutError after `limit` unless `fail`
+    is false."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            if fail:
+                raise TimeoutError(f"bench: timed out after {limit} s waiting for {what}")
+            return False
+        if pause:
+            await asyncio.sleep(pause)
+        else:
+            await asyncio.sleep(0)
+            time.sleep(20e-6)
+    return True
