@@ -48,6 +48,7 @@ from . import _corejobs as jobs
 from . import _stress_scenarios as sc
 from . import transparent as _transparent
 from ._core import SUPPORTED
+from ._observe import thread_count
 
 __all__ = ["main", "run", "Report"]
 
@@ -310,10 +311,6 @@ def _fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
 def _start_resender() -> None:
     """Transparent mode's re-sender is a thread the core starts once, at the
     first transparent request, and keeps: start it before the baseline."""
@@ -338,9 +335,9 @@ def _gone(native_id: int | None) -> None:
 
 def _settle(baseline: int) -> int:
     deadline = time.monotonic() + EXIT_TIMEOUT
-    while _threads() > baseline and time.monotonic() < deadline:
+    while thread_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.001)
-    return _threads()
+    return thread_count()
 
 
 def run(iterations: int | None = None, seconds: float | None = None,
@@ -363,7 +360,7 @@ def run(iterations: int | None = None, seconds: float | None = None,
     if any(getattr(k, "transparent", False) for k in classes):
         _start_resender()
     report = Report(seed=seed)
-    fds0, threads0 = _fds(), _threads()
+    fds0, threads0 = _fds(), thread_count()
     stats0 = jobs.stats()
     scenarios = [k() for k in classes]
     for s in scenarios:

@@ -20,8 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._compat import SUPPORTED_ANYIO, SUPPORTED_TRIO, UnsupportedAnyioError
-from ._pool import get_executor
-from ._registry import install, uninstall
+from ._registry import get_executor, install, uninstall
 from ._run import run_sync
 
 if TYPE_CHECKING:       # at run time: imported on first use, see __getattr__

@@ -12,7 +12,7 @@ from .._fork import after_fork_in_child
 from .._outcome import DEFAULT_GRACE, check_grace
 from ..executor import Executor
 
-__all__ = ["get_executor", "set_transparent", "set_grace", "pool_for"]
+__all__ = ["set_transparent", "set_grace", "pool_for"]
 
 # anyio starts one thread per concurrent call and lets the CapacityLimiter
 # (40 tokens by default, or the caller's own) bound them; the pool must not
@@ -64,20 +64,6 @@ def _retire(ref: "weakref.ref[Any]", pool: Executor) -> None:
         if key is not None and _pools.get(key) is pool:
             del _pools[key]
     pool.shutdown(wait=False, cancel_futures=True)
-
-
-def get_executor() -> Executor:
-    """The `aiocancel.Executor` behind the anyio backends in the running
-    event loop (asyncio, uvloop or trio, detected with sniffio).
-
-    It starts a worker only when no idle one is left, so the number of
-    threads follows the peak number of concurrent calls, which anyio's
-    limiters bound."""
-    from anyio._core._eventloop import get_async_backend
-
-    from ._registry import backend_class, backend_name
-    pool: Executor = backend_class(backend_name(get_async_backend())).worker_pool()
-    return pool
 
 
 def set_transparent(on: bool) -> None:

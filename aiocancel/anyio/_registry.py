@@ -8,9 +8,11 @@ from typing import Any
 
 from .._outcome import DEFAULT_GRACE
 from . import _pool
+from ..executor import Executor
 from ._compat import require, require_trio
 
-__all__ = ["install", "uninstall", "backend_class", "backend_name", "NAMES"]
+__all__ = ["install", "uninstall", "get_executor", "backend_class", "backend_name",
+           "NAMES"]
 
 NAMES = ("asyncio", "trio")
 _MODULES = {"asyncio": ("._asyncio", "AsyncIOBackend"),
@@ -19,6 +21,18 @@ _MODULES = {"asyncio": ("._asyncio", "AsyncIOBackend"),
 _lock = threading.Lock()
 # name -> what anyio's registry held before install() (None: not loaded yet)
 _replaced: dict[str, Any] = {}
+
+
+def get_executor() -> Executor:
+    """The `aiocancel.Executor` behind the anyio backends in the running
+    event loop (asyncio, uvloop or trio, detected with sniffio).
+
+    It starts a worker only when no idle one is left, so the number of
+    threads follows the peak number of concurrent calls, which anyio's
+    limiters bound."""
+    from anyio._core._eventloop import get_async_backend
+    pool: Executor = backend_class(backend_name(get_async_backend())).worker_pool()
+    return pool
 
 
 def backend_class(name: str) -> Any:
