@@ -21,8 +21,7 @@ import time
 from typing import Any, Callable, Iterator
 
 import aiocancel
-from aiocancel import syscalls
-from aiocancel import _observe
+from aiocancel import _observe, syscalls
 from aiocancel._observe import until
 
 FALLBACK_DELAY = 0.2    # seconds before the fallback demo supplies the input

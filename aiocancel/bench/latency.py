@@ -24,11 +24,11 @@ import aiocancel
 from aiocancel import syscalls
 
 from .. import _observe
+from .._observe import until
 from . import _loops
 from ._config import Config
 from ._report import Row
 from ._stats import median, percentile
-from .._observe import until
 
 TITLE = ("cancel latency: task blocked in <front end>(read) on an empty pipe; "
          "us from task.cancel() (or os.write) to the task resuming")

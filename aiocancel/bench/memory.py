@@ -22,9 +22,9 @@ import aiocancel
 from aiocancel import syscalls
 
 from .. import _observe
+from .._observe import LIMIT, until, wait_for
 from ._config import Config
 from ._report import Row
-from .._observe import LIMIT, until, wait_for
 
 TITLE = "memory: RSS per idle worker and per blocked job (fresh process each)"
 

@@ -18,10 +18,10 @@ import aiocancel
 from aiocancel import syscalls
 
 from .. import _observe
+from .._observe import until
 from ._config import Config
 from ._report import Row
 from ._stats import median
-from .._observe import until
 
 TITLE = "cancel storm: N tasks blocked in read() on an empty pipe, all cancelled at once"
 
