@@ -1,4 +1,4 @@
-# ---- the base of every call ---------------------------------------------------
+# ---- the base of every call -------------------------------------------------
 # Every cancellable syscall in aiocancel is made by `_attempt`, which goes
 # through the trampoline (aiocancel._cancel.syscall_cp) with the GIL released.
 # Here too: errno reporting, argument helpers, bytes results, pinned iovecs.

@@ -1,4 +1,4 @@
-# ---- socket helpers -----------------------------------------------------------
+# ---- socket helpers ---------------------------------------------------------
 # What the cancellable socket calls (sockets.pxi) share: the socket object's
 # timeout, a cancellable wait for readiness, address encoding/decoding.
 
