@@ -1,5 +1,9 @@
 """Build: the trampoline (.S), the C cancellation core and the Cython modules.
 
+Three extension modules: ``_cancel`` (the core), ``_syscalls`` (every
+cancellable call, one included .pxi per concept) and the test-only
+``_testhelper``.
+
 Only Linux on x86_64 and aarch64 has a trampoline; elsewhere the package
 installs as pure Python and runs in its fallback mode (aiocancel.SUPPORTED is
 False, see aiocancel/_fallback.py).
@@ -57,12 +61,6 @@ class BuildExt(build_ext):
                 if self._dev_build() or "_testhelper" not in os.path.basename(o)]
 
 
-# The cancellable-syscall modules, one concept each; _sysbase and _sockbase
-# hold what the others cimport.
-SYSCALL_MODULES = ["_sysbase", "_sockbase", "_syscalls", "_sockets", "_files",
-                   "_waits", "_futex", "_ipc", "_standin"]
-
-
 def extensions():
     if not SUPPORTED:
         return []
@@ -71,12 +69,18 @@ def extensions():
     common = dict(include_dirs=["cysrc"],
                   extra_compile_args=["-O2", "-fno-strict-aliasing"])
     exts = [
+        # The core: the trampoline, the C cancellation core, transparent mode
+        # and the per-thread state API; the only module that links them.
         Extension("aiocancel._cancel",
                   ["cysrc/aiocancel/_cancel.pyx", "cysrc/cancel_core.c",
                    "cysrc/transparent.c",
                    f"asm/{ARCH}/syscall_cp.S"], **common),
-        *(Extension(f"aiocancel.{name}", [f"cysrc/aiocancel/{name}.pyx"], **common)
-          for name in SYSCALL_MODULES),
+        # Every cancellable syscall wrapper and the patch-mode stand-ins:
+        # one module that includes cysrc/aiocancel/syscalls/*.pxi, one file
+        # per concept. It reaches the C core through _cancel's cimported
+        # functions, so the core's per-thread state exists once per process.
+        Extension("aiocancel._syscalls", ["cysrc/aiocancel/_syscalls.pyx"],
+                  **common),
         Extension(TESTHELPER, ["cysrc/aiocancel/_testhelper.pyx"], **common),
     ]
     return cythonize(exts, include_path=["cysrc"],

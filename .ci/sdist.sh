@@ -36,7 +36,8 @@ tar -tzf "$SDIST" > "$WORK/list"
 for f in LICENSE CHANGELOG.md README.md pyproject.toml setup.py tests/conftest.py \
          tests/asyncio_fixtures.py tests/c/core_test.c tests/typing/user_program.py \
          tests/stubtest_allowlist.txt cysrc/aioc_sysnums.h aiocancel/py.typed \
-         aiocancel/_cancel.pyi examples/asyncio_fifo_timeout.py; do
+         cysrc/aiocancel/syscalls/base.pxi aiocancel/_cancel.pyi \
+         examples/asyncio_fifo_timeout.py; do
     grep -qx "$NAME/$f" "$WORK/list" || { echo "sdist lacks $f"; exit 1; }
 done
 if grep -E '\.(so|pyc)$|cysrc/aiocancel/[^/]*\.c$' "$WORK/list"; then

@@ -17,7 +17,7 @@ import re
 import sys
 
 OURS = re.compile(r"cancel_core\.c|transparent\.c|syscall_cp\.S|_cancel\.pyx|"
-                  r"_syscalls\.pyx|_testhelper\.pyx|aiocancel/_\w+\.cpython|"
+                  r"_syscalls\.pyx|\w+\.pxi|_testhelper\.pyx|aiocancel/_\w+\.cpython|"
                   r"aioc_\w+|__pyx_")
 START = re.compile(r"^==\d+== (\S.*)$")
 

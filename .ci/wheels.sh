@@ -144,14 +144,14 @@ test_wheel() {
 # A header overlay hides SYS_preadv2, SYS_pwritev2, SYS_epoll_pwait2 and
 # F_OFD_SETLKW (CentOS 7's kernel 3.10 headers lack them); the C core and the
 # module that uses them must still compile (cysrc/aioc_sysnums.h).
-step "old kernel headers: the C core and _files compile without the new syscall numbers"
+step "old kernel headers: the C core and _syscalls compile without the new syscall numbers"
 OLDHDR=$WORK/oldhdr
 mkdir -p "$OLDHDR/sys"
 printf '#include_next <sys/syscall.h>\n#undef SYS_preadv2\n#undef SYS_pwritev2\n#undef SYS_epoll_pwait2\n' \
     > "$OLDHDR/sys/syscall.h"
 printf '#include_next <fcntl.h>\n#undef F_OFD_SETLKW\n' > "$OLDHDR/fcntl.h"
-"$TOOLS/bin/cython" -3 -I "$SRC/cysrc" "$SRC/cysrc/aiocancel/_files.pyx" -o "$WORK/_files-old.c"
-for c in "$SRC/cysrc/transparent.c" "$WORK/_files-old.c"; do
+"$TOOLS/bin/cython" -3 -I "$SRC/cysrc" "$SRC/cysrc/aiocancel/_syscalls.pyx" -o "$WORK/_syscalls-old.c"
+for c in "$SRC/cysrc/transparent.c" "$WORK/_syscalls-old.c"; do
     "$(cc_for x86_64)" -I"$OLDHDR" -I"$SRC/cysrc" \
         -I"$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
         -c "$c" -o "$WORK/old.o"

@@ -1,5 +1,6 @@
 """Per-thread cancellation state (compiled: cysrc/aiocancel/_cancel.pyx)."""
 from types import TracebackType
+from typing import TypedDict
 
 from typing_extensions import disjoint_base
 
@@ -27,4 +28,19 @@ def _cp_mode() -> int: ...
 def _pending() -> bool: ...
 def _set_transparent(on: bool) -> None: ...
 def _transparent() -> bool: ...
-def _stats() -> dict[str, int]: ...
+class _Stats(TypedDict):
+    """The core's counters since import (see _cancel._stats)."""
+    sent: int
+    send_esrch: int
+    send_failed: int
+    handled: int
+    redirected: int
+    deferred: int
+    ignored: int
+    foreign: int
+    replaced: int
+    retried: int
+    held: int
+    nested: int
+
+def _stats() -> _Stats: ...

@@ -8,8 +8,8 @@ calls are not interrupted, and cancellation acts at the next cancellation
 point that is reached (``testcancel()``, or the start of an
 aiocancel.syscalls call) or when the job returns.
 
-For type checkers the compiled modules' stubs (``_cancel.pyi`` & co.) are
-the interface; ``_fallback`` provides the same names at run time.
+For type checkers the compiled modules' stubs (``_cancel.pyi`` and
+``_syscalls.pyi``) are the interface; ``_fallback`` provides the same names at run time.
 """
 from __future__ import annotations
 
@@ -36,23 +36,16 @@ _MEANING = ("blocking calls are not interrupted; a cancel acts at the next "
 
 if TYPE_CHECKING:
     from . import _cancel as cancel
-    from . import _files as files
-    from . import _futex as futex
-    from . import _ipc as ipc
-    from . import _sockets as sockets
-    from . import _standin as standin
     from . import _syscalls as syscalls
-    from . import _waits as waits
+    files = futex = ipc = sockets = standin = waits = syscalls
     SUPPORTED: bool
 elif HAS_TRAMPOLINE and not FORCED_FALLBACK:
     # import_module: a missing extension is then a ModuleNotFoundError that
     # names it (``from . import`` would say "cannot import name").
     import importlib
     try:
-        cancel, files, futex, ipc, sockets, standin, syscalls, waits = (
-            importlib.import_module(f"{__package__}._{name}") for name in (
-                "cancel", "files", "futex", "ipc", "sockets", "standin",
-                "syscalls", "waits"))
+        cancel = importlib.import_module(f"{__package__}._cancel")
+        syscalls = importlib.import_module(f"{__package__}._syscalls")
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith(__package__ + "._"):
             raise
@@ -60,6 +53,9 @@ elif HAS_TRAMPOLINE and not FORCED_FALLBACK:
             f"aiocancel's compiled modules are missing next to {__file__}: this "
             "is an unbuilt source tree. Install it (pip install -e .) or set "
             "AIOCANCEL_FALLBACK=1 for the uninterruptible fallback.") from exc
+    # One compiled module holds every concept (cysrc/aiocancel/syscalls/);
+    # the concept names stay so callers say which part they use.
+    files = futex = ipc = sockets = standin = waits = syscalls
     SUPPORTED = True
     FALLBACK_REASON = None
 else:

@@ -67,8 +67,7 @@ class _Blocker(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: object = None) -> None:
         compiled = fullname.startswith("aiocancel._") and fullname[10:] in {
-            "_cancel", "_syscalls", "_files", "_futex", "_ipc", "_sockbase",
-            "_sockets", "_standin", "_sysbase", "_waits", "_testhelper"}
+            "_cancel", "_syscalls", "_testhelper"}
         if fullname in self.names or compiled:
             raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
         return None

@@ -37,11 +37,11 @@ def test_fallback_state_function_has_the_compiled_parameters(name):
 
 
 def test_fallback_constants_and_classes():
-    from aiocancel import _cancel, _futex, _standin
+    from aiocancel import _cancel, _syscalls
     for name in ("CANCEL_ENABLE", "CANCEL_DISABLE", "CANCEL_MASKED"):
         assert getattr(_fallback, name) == getattr(_cancel, name)
-    for module, name, args in ((_cancel, "masked", ()), (_futex, "Waiter", ()),
-                               (_standin, "StandIn", (len, len))):
+    for module, name, args in ((_cancel, "masked", ()), (_syscalls, "Waiter", ()),
+                               (_syscalls, "StandIn", (len, len))):
         compiled = getattr(module, name)(*args)
         fallback = getattr(_fallback, name)(*args)
         public = {n for n in dir(compiled) if not n.startswith("_")}

@@ -74,3 +74,20 @@ def test_stubtest_clean(tmp_path):
         capture_output=True, text=True, timeout=600, cwd=where)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Success" in done.stdout
+
+
+@pytest.mark.skipif(not aiocancel.SUPPORTED,
+                    reason="compares the stub with the compiled _cancel._stats()")
+def test_stats_stub_names_every_counter():
+    """The ``_Stats`` TypedDict of _cancel.pyi lists exactly the counters
+    ``_cancel._stats()`` returns, in its order."""
+    import ast
+
+    from aiocancel import _cancel
+    with open(os.path.join(PACKAGE_DIR, "_cancel.pyi")) as f:
+        tree = ast.parse(f.read())
+    stats = next(node for node in tree.body
+                 if isinstance(node, ast.ClassDef) and node.name == "_Stats")
+    keys = [node.target.id for node in stats.body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)]
+    assert keys == list(_cancel._stats())

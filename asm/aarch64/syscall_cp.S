@@ -8,16 +8,11 @@
  * A restarted syscall has its PC rewound by 4 onto `svc #0`, which is inside
  * [aioc_cp_begin, aioc_cp_end); a completed one returns to aioc_cp_end.
  */
+#include "../syscall_cp_symbols.h"
+
 	.text
-	.globl	aioc_syscall_cp_asm
-	.hidden	aioc_syscall_cp_asm
+	AIOC_CP_SYMBOLS
 	.type	aioc_syscall_cp_asm,%function
-	.globl	aioc_cp_begin
-	.hidden	aioc_cp_begin
-	.globl	aioc_cp_end
-	.hidden	aioc_cp_end
-	.globl	aioc_cp_cancel
-	.hidden	aioc_cp_cancel
 aioc_syscall_cp_asm:
 aioc_cp_begin:
 	ldr	w0,[x0]

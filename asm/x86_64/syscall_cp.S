@@ -15,16 +15,11 @@
  * The flag load must sit inside the range: a request that arrives after the
  * load but before `syscall` is then still caught by the handler.
  */
+#include "../syscall_cp_symbols.h"
+
 	.text
-	.globl	aioc_syscall_cp_asm
-	.hidden	aioc_syscall_cp_asm
+	AIOC_CP_SYMBOLS
 	.type	aioc_syscall_cp_asm,@function
-	.globl	aioc_cp_begin
-	.hidden	aioc_cp_begin
-	.globl	aioc_cp_end
-	.hidden	aioc_cp_end
-	.globl	aioc_cp_cancel
-	.hidden	aioc_cp_cancel
 aioc_syscall_cp_asm:
 	.cfi_startproc
 aioc_cp_begin:

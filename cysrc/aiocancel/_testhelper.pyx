@@ -36,22 +36,24 @@ cdef extern from *:
         }
         th_done = 1;
     }
-    static int th_install(int sig, int cancel_sig) {
+    /* Both test handlers are installed this way: SA_RESTART (no effect
+     * for SIG_DFL), nothing blocked while they run. */
+    static int th_sigaction(int sig, void (*handler)(int)) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
-        sa.sa_handler = th_handler;
+        sa.sa_handler = handler;
         sa.sa_flags = SA_RESTART;
         sigemptyset(&sa.sa_mask);
+        return sigaction(sig, &sa, NULL);
+    }
+    static int th_install(int sig, int cancel_sig) {
         th_cancel_sig = cancel_sig;
         th_entered = th_release = th_done = 0;
         th_cancel_pending_at_end = th_iterations = 0;
-        return sigaction(sig, &sa, NULL);
+        return th_sigaction(sig, th_handler);
     }
     static int th_restore(int sig) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = SIG_DFL;
-        return sigaction(sig, &sa, NULL);
+        return th_sigaction(sig, SIG_DFL);
     }
     """
     int th_entered, th_release, th_done, th_cancel_pending_at_end, th_iterations
@@ -105,16 +107,11 @@ cdef extern from *:
         errno = saved;
     }
     static int rh_install(int sig, int fd) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = rh_handler;
-        sa.sa_flags = SA_RESTART;
-        sigemptyset(&sa.sa_mask);
         rh_fd = fd;
         rh_entered = rh_done = 0;
         rh_result = -2;
         rh_errno = 0;
-        return sigaction(sig, &sa, NULL);
+        return th_sigaction(sig, rh_handler);   /* the block above */
     }
     """
     int rh_entered, rh_done, rh_errno

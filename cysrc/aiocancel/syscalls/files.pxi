@@ -1,32 +1,16 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cancellable file calls (aiocancel.syscalls): vectored I/O, open (a FIFO
-open blocks until the other end opens), file locks, and syncing.
-
-Results and errors are those of ``os.readv``, ``os.writev``, ``os.preadv``,
-``os.pwritev``, ``os.open``, ``fcntl.flock``, ``fcntl.lockf``,
-``fcntl.fcntl``, ``os.fsync`` and ``os.fdatasync``. Each is a cancellation
-point (see aiocancel.syscalls): a request acts before the call or while it
-blocks (a FIFO open, a lock wait), never after the kernel produced a result,
-so an opened fd or a granted lock is always returned to the caller. fsync and
-fdatasync wait for the disk uninterruptibly: for them a request acts only at
-entry.
-"""
-import os as _os
-import sys as _sys
-
-from aiocancel import _stdlib_errors
-
-from libc.string cimport memcpy, memset
-from cpython.buffer cimport PyBuffer_Release
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
-
-from aiocancel._sysbase cimport (_call, _attempt, _raise_errno_path, _fd,
-                                 _fileno, _get_buffer, IOVecs)
-
-cdef extern from "aioc_sysnums.h":    # SYS_preadv2 & co. on old headers
-    long SYS_readv, SYS_writev, SYS_preadv2
-    long SYS_pwritev2, SYS_openat, SYS_flock, SYS_fcntl, SYS_fsync
-    long SYS_fdatasync
+# ---- files ------------------------------------------------------------------
+# Cancellable file calls (aiocancel.syscalls): read/write, vectored I/O,
+# open (a FIFO open blocks until the other end opens), file locks, and syncing.
+#
+# Results and errors are those of ``os.read``, ``os.write``, ``os.pread``,
+# ``os.pwrite``, ``os.readv``, ``os.writev``, ``os.preadv``,
+# ``os.pwritev``, ``os.open``, ``fcntl.flock``, ``fcntl.lockf``,
+# ``fcntl.fcntl``, ``os.fsync`` and ``os.fdatasync``. Each is a cancellation
+# point (see aiocancel.syscalls): a request acts before the call or while it
+# blocks (a FIFO open, a lock wait), never after the kernel produced a result,
+# so an opened fd or a granted lock is always returned to the caller. fsync and
+# fdatasync wait for the disk uninterruptibly: for them a request acts only at
+# entry.
 
 cdef extern from "<fcntl.h>":
     int AT_FDCWD, O_CLOEXEC, F_SETLK, F_SETLKW, F_RDLCK, F_WRLCK, F_UNLCK
@@ -42,6 +26,54 @@ cdef extern from "<sys/file.h>":
 
 cdef enum:
     FCNTL_BUFSZ = 1024     # the fcntl module's limit for a bytes argument
+
+
+# ---- read and write ---------------------------------------------------------
+
+cdef object _buffer_call(long nr, object fd, object buffer, bint writable,
+                         long long offset):
+    """``nr(fd, buffer, len(buffer), offset)`` with the buffer pinned:
+    write/pwrite, or read into it (readinto)."""
+    cdef int f = _fd(fd)
+    cdef Py_buffer view
+    _get_buffer(buffer, &view, writable)
+    try:
+        return _call(nr, f, <long>view.buf, view.len, offset, 0, 0)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def read(fd, Py_ssize_t n):
+    """Read up to `n` bytes from `fd`, like ``os.read``; a cancellation point."""
+    cdef int f = _fd(fd)
+    if n < 0:
+        raise ValueError("negative size in read")
+    return _bytes_call(None, f, 0, SYS_read, n, 0, 0, 0)
+
+
+def readinto(fd, buffer):
+    """Read into a writable buffer; return the byte count. A cancellation point."""
+    return _buffer_call(SYS_read, fd, buffer, True, 0)
+
+
+def write(fd, data):
+    """Write bytes-like `data` to `fd`, like ``os.write``; a cancellation point.
+
+    Cancelled only if no byte was written; a partial write is returned."""
+    return _buffer_call(SYS_write, fd, data, False, 0)
+
+
+def pread(fd, Py_ssize_t n, long long offset):
+    """Read up to `n` bytes at `offset`, like ``os.pread``; a cancellation point."""
+    cdef int f = _fd(fd)
+    if n < 0:
+        raise ValueError("negative size in pread")
+    return _bytes_call(None, f, 0, SYS_pread64, n, offset, 0, 0)
+
+
+def pwrite(fd, data, long long offset):
+    """Write `data` at `offset`, like ``os.pwrite``; a cancellation point."""
+    return _buffer_call(SYS_pwrite64, fd, data, False, offset)
 
 
 # ---- vectored I/O -----------------------------------------------------------

@@ -1,17 +1,8 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cancellable System V message queue calls (aiocancel.syscalls): msgsnd
-and msgrcv. The stdlib has no binding; they follow msgsnd(2)/msgrcv(2), with
-errors as OSError. Both are cancellation points: a message the kernel took
-(msgsnd) or handed over (msgrcv) is never lost to a cancellation.
-"""
-from cpython.buffer cimport PyBuffer_Release
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
-from libc.string cimport memcpy
-
-from aiocancel._sysbase cimport _call, _get_buffer
-
-cdef extern from "<sys/syscall.h>":
-    long SYS_msgsnd, SYS_msgrcv
+# ---- System V message queues ------------------------------------------------
+# Cancellable System V message queue calls (aiocancel.syscalls): msgsnd
+# and msgrcv. The stdlib has no binding; they follow msgsnd(2)/msgrcv(2), with
+# errors as OSError. Both are cancellation points: a message the kernel took
+# (msgsnd) or handed over (msgrcv) is never lost to a cancellation.
 
 
 def msgsnd(int msqid, long mtype, data, int flags=0):

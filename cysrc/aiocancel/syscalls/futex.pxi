@@ -1,27 +1,12 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cancellable futex waits: `futex_wait` / `futex_wake` on a 32-bit word in
-a writable buffer (aiocancel.syscalls), and `Waiter`, the lock that
-aiocancel.threading builds cancellable Condition / Event / queue waits on.
+# ---- futex ------------------------------------------------------------------
+# Cancellable futex waits: `futex_wait` / `futex_wake` on a 32-bit word in
+# a writable buffer (aiocancel.syscalls), and `Waiter`, the lock that
+# aiocancel.threading builds cancellable Condition / Event / queue waits on.
+#
+# Waits use FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC deadline, so a
+# restart after an unrelated signal never lengthens them.
 
-Waits use FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC deadline, so a
-restart after an unrelated signal never lengthens them.
-"""
-import _thread
-import sys as _sys
-
-from aiocancel import _stdlib_errors
-
-from cpython.buffer cimport PyBuffer_Release
-from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
-from libc.errno cimport EAGAIN, EINTR, ETIMEDOUT
-
-from aiocancel._cancel cimport (syscall_cp, raise_cancelled, keep_pending,
-                                acted_so_far)
-from aiocancel._sysbase cimport (_attempt, _raise_errno, _get_buffer, _now,
-                                 _to_timespec, timespec)
-
-cdef extern from "<sys/syscall.h>" nogil:
-    long SYS_futex
+cdef extern from "<unistd.h>" nogil:    # syscall(2); the numbers: base.pxi
     long syscall(long, ...)
 
 cdef extern from "<linux/futex.h>" nogil:

@@ -1,29 +1,14 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cancellable waits (aiocancel.syscalls): select, epoll_wait, waitid,
-sigtimedwait and sigwaitinfo, with the results and errors of
-``select.select``, ``select.epoll.poll``, ``os.waitid`` and
-``signal.sigtimedwait`` / ``signal.sigwaitinfo``.
-
-Each is a cancellation point (see aiocancel.syscalls). A wait that already
-has a result when the request arrives returns it: a reaped child's status, a
-consumed signal, ready fds. Timeouts are deadlines: an interruption by an
-unrelated signal (retried, PEP 475) never lengthens them.
-"""
-import os as _os
-import signal as _signal
-import sys as _sys
-
-from aiocancel import _stdlib_errors
-
-from libc.errno cimport EINTR, EAGAIN
-from libc.string cimport memcpy, memset
-
-from aiocancel._sysbase cimport (_attempt_once, _call, _raise_errno, _fileno,
-                                 _now, _to_timespec, _sigmask, timespec,
-                                 KERNEL_SIGSET_SIZE)
-
-cdef extern from "<sys/syscall.h>":
-    long SYS_pselect6, SYS_epoll_pwait, SYS_waitid, SYS_rt_sigtimedwait
+# ---- waits ------------------------------------------------------------------
+# Cancellable waits (aiocancel.syscalls): poll, ppoll, select, epoll_wait,
+# sleep, waitpid, waitid, sigtimedwait and sigwaitinfo, with the results and
+# errors of ``select.poll``, ``select.select``, ``select.epoll.poll``,
+# ``time.sleep``, ``os.waitpid``, ``os.waitid`` and
+# ``signal.sigtimedwait`` / ``signal.sigwaitinfo``.
+#
+# Each is a cancellation point (see aiocancel.syscalls). A wait that already
+# has a result when the request arrives returns it: a reaped child's status, a
+# consumed signal, ready fds. Timeouts are deadlines: an interruption by an
+# unrelated signal (retried, PEP 475) never lengthens them.
 
 cdef extern from "<signal.h>" nogil:
     ctypedef struct siginfo_t:
@@ -53,9 +38,95 @@ cdef extern from "<sys/epoll.h>" nogil:
 cdef enum:
     INT_MAX = 0x7fffffff
 
-# _PyTime_t holds nanoseconds in 64 bits: the stdlib's limit for timeouts.
-cdef double TIME_LIMIT = 9223372036.854775
 
+# ---- poll and sleep ---------------------------------------------------------
+
+cdef list _poll(object fds, object timeout, unsigned long *sigmask):
+    cdef list items = list(fds)
+    cdef Py_ssize_t n = len(items), i
+    cdef double limit = -1.0 if timeout is None else <double>timeout   # str: TypeError, as select.poll
+    cdef double deadline
+    cdef timespec ts
+    cdef long r
+    cdef pollfd *p
+    if limit != limit:
+        raise ValueError("Invalid value NaN (not a number)")
+    deadline = _now() + limit
+    cdef bytearray storage = bytearray(n * sizeof(pollfd) or 1)
+    p = <pollfd *><char *>storage
+    for i in range(n):
+        fd, events = items[i]
+        p[i].fd = _fd(fd)
+        p[i].events = events
+        p[i].revents = 0
+    while True:
+        if limit >= 0:
+            _to_timespec(deadline - _now(), &ts)
+        r = _attempt(SYS_ppoll, <long>p, n, <long>&ts if limit >= 0 else 0,
+                     <long>sigmask, KERNEL_SIGSET_SIZE if sigmask else 0, 0)
+        if r >= 0:
+            break
+        if r != -EINTR:
+            _raise_errno(r)
+    return [(p[i].fd, p[i].revents) for i in range(n) if p[i].revents]
+
+
+def poll(fds, timeout=None):
+    """Wait for events, like ``select.poll().poll()``; a cancellation point.
+
+    `fds` is a sequence of ``(fd, eventmask)`` (fd: int or object with
+    fileno()); `timeout` is in seconds, None or negative for no limit.
+    Returns a list of ``(fd, revents)`` for the fds with events."""
+    return _poll(fds, timeout, NULL)
+
+
+def ppoll(fds, timeout=None, sigmask=None):
+    """`poll` with ppoll(2)'s signal mask: the signals in `sigmask` (an
+    iterable of signal numbers) are blocked, and the others unblocked, for
+    the duration of the wait only; None keeps the thread's mask. The cancel
+    signal is never blocked by it. A cancellation point."""
+    cdef unsigned long mask
+    if sigmask is None:
+        return _poll(fds, timeout, NULL)
+    mask = _sigmask(sigmask)
+    return _poll(fds, timeout, &mask)
+
+
+def sleep(seconds):
+    """Sleep like ``time.sleep``; a cancellation point. The deadline is
+    absolute (CLOCK_MONOTONIC), so interruptions never lengthen the sleep."""
+    cdef double secs
+    cdef double end
+    cdef timespec ts
+    cdef long r
+    if ((isinstance(seconds, float) or isinstance(seconds, int))
+            and 0 <= seconds <= TIME_LIMIT):
+        secs = seconds
+    else:
+        # NaN, negative, out of range, other types: as the running
+        # interpreter's time.sleep takes or refuses them (texts and accepted
+        # types differ between CPython versions).
+        secs = _stdlib_errors.sleep_seconds(seconds)
+    end = _now() + secs
+    _to_timespec(end, &ts)
+    while True:
+        r = _attempt(SYS_clock_nanosleep, CLOCK_MONOTONIC, TIMER_ABSTIME,
+                     <long>&ts, 0, 0, 0)
+        if r == 0:
+            return None
+        if r != -EINTR:
+            _raise_errno(r)
+
+
+def waitpid(int pid, int options):
+    """Wait for a child, like ``os.waitpid``: return ``(pid, status)``.
+    A cancellation point: a reaped child's status is never lost."""
+    cdef int status = 0
+    cdef long r = _call(SYS_wait4, pid, <long>&status, options, 0, 0, 0)
+    return (<int>r, status if r else 0)
+
+
+# ---- select, epoll, children and signals ------------------------------------
 
 cdef double _timeout_seconds(object timeout, object probe) except? -1.5:
     """A timeout in seconds, converted as the stdlib converts one. Floats and

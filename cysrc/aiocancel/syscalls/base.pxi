@@ -1,18 +1,7 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Shared core of the cancellable-syscall modules (see _sysbase.pxd).
-
-Every cancellable syscall in aiocancel is made by `_attempt`, which goes
-through the trampoline (aiocancel._cancel.syscall_cp) with the GIL released.
-"""
-from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release,
-                             PyBUF_SIMPLE, PyBUF_WRITABLE)
-from cpython.exc cimport (PyErr_CheckSignals, PyErr_SetFromErrno,
-                          PyErr_SetFromErrnoWithFilenameObject)
-from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from cpython.sequence cimport PySequence_Check
-from libc.errno cimport errno, EINTR
-
-from aiocancel._cancel cimport syscall_cp, raise_cancelled, the_signal
+# ---- the base of every call -------------------------------------------------
+# Every cancellable syscall in aiocancel is made by `_attempt`, which goes
+# through the trampoline (aiocancel._cancel.syscall_cp) with the GIL released.
+# Here too: errno reporting, argument helpers, bytes results, pinned iovecs.
 
 cdef extern from "<signal.h>":
     int NSIG
@@ -21,9 +10,55 @@ cdef extern from "Python.h":
     int PyObject_AsFileDescriptor(object) except -1
     PyObject *PyBytes_FromStringAndSize_raw "PyBytes_FromStringAndSize" (
         const char *, Py_ssize_t) except NULL
+    char *PyBytes_AS_STRING(PyObject *)
     Py_ssize_t PyBytes_GET_SIZE(PyObject *)
     int _PyBytes_Resize(PyObject **, Py_ssize_t) except -1
     void Py_XDECREF_raw "Py_XDECREF" (PyObject *)
+
+cdef extern from "<errno.h>":
+    int EWOULDBLOCK
+
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int CLOCK_MONOTONIC
+    int TIMER_ABSTIME
+    int clock_gettime(int, timespec *)
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    short POLLIN, POLLOUT, POLLPRI, POLLERR, POLLHUP, POLLNVAL
+
+cdef extern from "<sys/uio.h>" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+
+# The one table of syscall numbers (aioc_sysnums.h adds the ones older
+# kernel headers lack).
+cdef extern from "aioc_sysnums.h" nogil:
+    long SYS_read, SYS_write, SYS_pread64, SYS_pwrite64
+    long SYS_readv, SYS_writev, SYS_preadv2, SYS_pwritev2
+    long SYS_openat, SYS_flock, SYS_fcntl, SYS_fsync, SYS_fdatasync
+    long SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg
+    long SYS_accept4, SYS_connect
+    long SYS_ppoll, SYS_pselect6, SYS_epoll_pwait, SYS_clock_nanosleep
+    long SYS_wait4, SYS_waitid, SYS_rt_sigtimedwait
+    long SYS_futex
+    long SYS_msgsnd, SYS_msgrcv
+
+cdef enum:
+    KERNEL_SIGSET_SIZE = 8   # the kernel's sigset_t (64 signals), not glibc's
+    BAD = -99999   # "exception set" marker of _attempt, outside -4095..-1
+
+# _PyTime_t holds nanoseconds in 64 bits: the stdlib's limit for timeouts
+# and time.sleep.
+cdef double TIME_LIMIT = 9223372036.854775
 
 
 cdef long _attempt_once(long nr, long a, long b, long c, long d, long e,
@@ -53,6 +88,15 @@ cdef long _attempt(long nr, long a, long b, long c, long d, long e,
         r = _attempt_once(nr, a, b, c, d, e, f)
         if r != -EINTR:
             return r
+
+
+cdef inline long _call(long nr, long a, long b, long c, long d, long e,
+                       long f) except -1:
+    """A cancellable syscall; raises OSError for -errno results."""
+    cdef long r = _attempt(nr, a, b, c, d, e, f)
+    if r < 0:
+        _raise_errno(r)
+    return r
 
 
 cdef int _raise_errno(long r) except -1:
@@ -133,6 +177,9 @@ cdef int _get_buffer(object obj, Py_buffer *view, bint writable) except -1:
     return 0
 
 
+# A bytes result filled by the kernel: allocate n bytes, let the syscall write
+# into PyBytes_AS_STRING(buf), then _bytes_finish(buf, r) (steals buf, shrinks
+# it to r) or, on error, _bytes_drop(buf).
 cdef PyObject *_bytes_alloc(Py_ssize_t n) except NULL:
     return PyBytes_FromStringAndSize_raw(NULL, n)
 
@@ -152,6 +199,11 @@ cdef void _bytes_drop(PyObject *buf) noexcept:
 cdef class IOVecs:
     """The buffers of a sequence, pinned, as the iovec array readv(2),
     writev(2) and sendmsg(2) take. `release()` (or deallocation) unpins."""
+    cdef Py_buffer *views
+    cdef iovec *iov
+    cdef Py_ssize_t count
+    cdef Py_ssize_t pinned
+    cdef Py_ssize_t total
 
     cdef int fill(self, object buffers, bint writable, str name) except -1:
         cdef Py_ssize_t i

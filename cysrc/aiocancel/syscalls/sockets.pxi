@@ -1,36 +1,15 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Cancellable datagram and message socket calls (aiocancel.syscalls).
-
-recvfrom, recvfrom_into, recvmsg, sendto and sendmsg, with the results and
-errors of the ``socket.socket`` methods of the same names. `sock` is a socket
-object (its timeout is honoured: blocking sockets block in the syscall,
-sockets with a timeout wait in a cancellable ppoll and raise
-``TimeoutError``, non-blocking ones raise ``BlockingIOError``) or an fd.
-
-Each is a cancellation point (see aiocancel.syscalls): cancelled only while
-nothing was received or sent, so a datagram the kernel delivered, and any
-file descriptors it carried (SCM_RIGHTS), are always returned.
-"""
-import operator as _operator
-
-from aiocancel import _stdlib_errors
-
-from cpython.buffer cimport PyBuffer_Release
-from cpython.mem cimport PyMem_Calloc, PyMem_Free
-from cpython.object cimport PyObject
-from libc.string cimport memset, memcpy
-from posix.unistd cimport close
-
-from aiocancel._sysbase cimport (_fd, _get_buffer, _bytes_alloc,
-                                 _bytes_finish, _bytes_drop, PyBytes_AS_STRING,
-                                 IOVecs, iovec, POLLIN, POLLOUT)
-from aiocancel._sockbase cimport (_sock_call, _decode_addr, _encode_addr,
-                                  _family, _pin_recv_buffer, sockaddr_storage,
-                                  socklen_t,
-                                  SOL_SOCKET)
-
-cdef extern from "<sys/syscall.h>":
-    long SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg
+# ---- sockets ----------------------------------------------------------------
+# Cancellable socket calls (aiocancel.syscalls): recv, recv_into, send,
+# sendall, accept, connect, recvfrom, recvfrom_into, recvmsg, sendto and
+# sendmsg, with the results and errors of the ``socket.socket`` methods of the
+# same names (accept: ``socket._accept``). `sock` is a socket
+# object (its timeout is honoured: blocking sockets block in the syscall,
+# sockets with a timeout wait in a cancellable ppoll and raise
+# ``TimeoutError``, non-blocking ones raise ``BlockingIOError``) or an fd.
+#
+# Each is a cancellation point (see aiocancel.syscalls): cancelled only while
+# nothing was received or sent, so a datagram the kernel delivered, and any
+# file descriptors it carried (SCM_RIGHTS), are always returned.
 
 cdef extern from "<sys/socket.h>" nogil:
     struct msghdr:
@@ -56,6 +35,133 @@ cdef enum:
     SOCKLEN_LIMIT = 0x7fffffff
 
 
+def recv(sock, Py_ssize_t n, int flags=0):
+    """Receive up to `n` bytes, like ``socket.recv``; a cancellation point.
+
+    `sock` is a socket object (its timeout is honoured) or an fd."""
+    cdef int f = _fd(sock)
+    if n < 0:
+        raise ValueError("negative buffersize in recv")
+    if n == 0:
+        return b""   # as socket.recv: no syscall (recv of 0 blocks on AF_UNIX)
+    return _bytes_call(sock, f, POLLIN, SYS_recvfrom, n, flags, 0, 0)
+
+
+def recv_into(sock, buffer, Py_ssize_t nbytes=0, int flags=0):
+    """Receive into a writable buffer, like ``socket.recv_into``."""
+    cdef int f = _fd(sock)
+    cdef Py_buffer view
+    nbytes = _pin_recv_buffer(buffer, &view, nbytes, "recv_into",
+                              "buffer too small for requested bytes")
+    try:
+        return _sock_call(sock, f, POLLIN, SYS_recvfrom, f, <long>view.buf,
+                          nbytes, flags, 0, 0)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def send(sock, data, int flags=0):
+    """Send bytes, like ``socket.send``; return how many were sent."""
+    cdef int f = _fd(sock)
+    cdef Py_buffer view
+    _get_buffer(data, &view, False)
+    try:
+        return _sock_call(sock, f, POLLOUT, SYS_sendto, f, <long>view.buf,
+                          view.len, flags, 0, 0)
+    finally:
+        PyBuffer_Release(&view)
+
+
+def sendall(sock, data, int flags=0):
+    """Send all of `data`, like ``socket.sendall``.
+
+    On cancellation the raised `Cancelled` has ``bytes_sent``: the part of
+    `data` that did reach the kernel before the request acted."""
+    cdef int f = _fd(sock)
+    cdef Py_buffer view
+    cdef Py_ssize_t done = 0
+    cdef double timeout = _timeout(sock)
+    cdef double deadline = _now() + timeout
+    cdef long r
+    _get_buffer(data, &view, False)
+    try:
+        while done < view.len:
+            try:
+                if timeout < 0:
+                    r = _call(SYS_sendto, f, <long>view.buf + done,
+                              view.len - done, flags, 0, 0)
+                else:
+                    r = _attempt(SYS_sendto, f, <long>view.buf + done,
+                                 view.len - done, flags, 0, 0)
+                    if r == -EAGAIN or r == -EWOULDBLOCK:
+                        if timeout == 0:
+                            _raise_errno(r)
+                        _wait_fd(f, POLLOUT, deadline)
+                        continue
+                    if r < 0:
+                        _raise_errno(r)
+                done += r
+                # A send interrupted by a signal returns a partial count, not
+                # EINTR: run the Python handlers before sending more, as
+                # socket.sendall does.
+                if done < view.len:
+                    PyErr_CheckSignals()
+            except OSError as exc:
+                exc.bytes_sent = done
+                raise
+    finally:
+        PyBuffer_Release(&view)
+
+
+def accept(sock, int flags=SOCK_CLOEXEC):
+    """Accept a connection; return ``(fd, address)`` like ``socket._accept``.
+
+    A cancellation point: cancelled only before the kernel accepted, so an
+    accepted connection is always returned. The new fd is close-on-exec, as
+    with the socket module; `flags` are accept4's (SOCK_CLOEXEC,
+    SOCK_NONBLOCK)."""
+    cdef int f = _fd(sock)
+    cdef sockaddr_storage ss
+    cdef socklen_t length = sizeof(ss)
+    cdef long r
+    memset(&ss, 0, sizeof(ss))
+    r = _sock_call(sock, f, POLLIN, SYS_accept4, f, <long>&ss, <long>&length,
+                   flags, 0, 0)
+    try:
+        return (<int>r, _decode_addr(&ss, length))
+    except BaseException:
+        _os.close(r)
+        raise
+
+
+def connect(sock, address):
+    """Connect, like ``socket.connect``; a cancellation point.
+
+    Host names are resolved first (getaddrinfo, not cancellable). If the
+    request acts while the handshake is in flight, the socket is left
+    connecting: close it."""
+    cdef int f = _fd(sock)
+    cdef sockaddr_storage ss
+    cdef socklen_t length = _encode_addr(_family(f), address, &ss)
+    cdef double timeout = _timeout(sock)
+    cdef double deadline = _now() + timeout
+    cdef long r = _attempt(SYS_connect, f, <long>&ss, length, 0, 0, 0)
+    if r == 0:
+        return None
+    if r == -EINPROGRESS and timeout != 0:
+        # A socket with a timeout (non-blocking underneath): wait for the
+        # handshake as socket.connect does, cancellably.
+        if timeout > 0:
+            _wait_fd(f, POLLOUT, deadline)
+        else:
+            _wait_fd(f, POLLOUT, 1e300)
+        _connect_result(f)
+        return None
+    _raise_errno(r)
+
+
+# ---- datagrams and messages -------------------------------------------------
+
 cdef object _sender_address(sockaddr_storage *ss, socklen_t length):
     return _decode_addr(ss, length if length <= sizeof(sockaddr_storage)
                         else sizeof(sockaddr_storage))
@@ -68,20 +174,11 @@ def recvfrom(sock, Py_ssize_t n, int flags=0):
     cdef int f = _fd(sock)
     cdef sockaddr_storage ss
     cdef socklen_t length = sizeof(ss)
-    cdef PyObject *buf
-    cdef long r
     if n < 0:
         raise ValueError("negative buffersize in recvfrom")
     memset(&ss, 0, sizeof(ss))
-    buf = _bytes_alloc(n)
-    try:
-        r = _sock_call(sock, f, POLLIN, SYS_recvfrom, f,
-                       <long>PyBytes_AS_STRING(buf), n, flags, <long>&ss,
+    data = _bytes_call(sock, f, POLLIN, SYS_recvfrom, n, flags, <long>&ss,
                        <long>&length)
-    except BaseException:
-        _bytes_drop(buf)
-        raise
-    data = _bytes_finish(buf, r)
     return (data, _sender_address(&ss, length))
 
 

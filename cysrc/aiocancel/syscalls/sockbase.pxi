@@ -1,20 +1,69 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Socket helpers of the cancellable socket calls (see _sockbase.pxd)."""
-import socket as _socket
+# ---- socket helpers ---------------------------------------------------------
+# What the cancellable socket calls (sockets.pxi) share: the socket object's
+# timeout, a cancellable wait for readiness, address encoding/decoding.
 
-from cpython.buffer cimport PyBuffer_Release
-from cpython.exc cimport PyErr_SetFromErrno
-from libc.errno cimport EAGAIN, EINVAL
-from libc.string cimport memset, memcpy, strlen
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    ctypedef unsigned short sa_family_t
+    struct sockaddr:
+        sa_family_t sa_family
+    struct sockaddr_storage:
+        sa_family_t ss_family
+    int AF_INET, AF_INET6, AF_UNIX, SOL_SOCKET, SO_DOMAIN, SO_ERROR
+    int SOCK_CLOEXEC, SOCK_STREAM
+    int getsockopt(int, int, int, void *, socklen_t *)
 
-from aiocancel._sysbase cimport (_attempt, _call, _raise_errno, _now,
-                                 _to_timespec, _get_buffer, timespec, pollfd)
+cdef extern from "<sys/un.h>" nogil:
+    struct sockaddr_un:
+        sa_family_t sun_family
+        char sun_path[108]
 
-cdef extern from "<errno.h>":
-    int EWOULDBLOCK
+cdef extern from "<netinet/in.h>" nogil:
+    struct sockaddr_in:
+        pass
+    struct sockaddr_in6:
+        unsigned int sin6_flowinfo
+        unsigned int sin6_scope_id
+    unsigned short htons(unsigned short)
+    unsigned short ntohs(unsigned short)
+    unsigned int htonl(unsigned int)
+    unsigned int ntohl(unsigned int)
 
-cdef extern from "<sys/syscall.h>":
-    long SYS_ppoll
+cdef extern from "<netdb.h>" nogil:
+    struct addrinfo:
+        int ai_family
+        int ai_socktype
+        int ai_flags
+        socklen_t ai_addrlen
+        sockaddr *ai_addr
+    int getaddrinfo(const char *, const char *, const addrinfo *, addrinfo **)
+    void freeaddrinfo(addrinfo *)
+    const char *gai_strerror(int)
+    int getnameinfo(const sockaddr *, socklen_t, char *, socklen_t, char *,
+                    socklen_t, int)
+    int NI_NUMERICHOST, NI_NUMERICSERV, NI_MAXHOST
+
+cdef extern from *:
+    """
+    #include <netinet/in.h>
+    #include <sys/un.h>
+    #include <stddef.h>
+    static inline unsigned short aioc_port(const struct sockaddr *a) {
+        return ntohs(a->sa_family == AF_INET6
+            ? ((const struct sockaddr_in6 *)a)->sin6_port
+            : ((const struct sockaddr_in *)a)->sin_port);
+    }
+    static inline void aioc_set_port(struct sockaddr *a, unsigned short port) {
+        if (a->sa_family == AF_INET6)
+            ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+        else
+            ((struct sockaddr_in *)a)->sin_port = htons(port);
+    }
+    #define AIOC_SUN_PATH_OFFSET offsetof(struct sockaddr_un, sun_path)
+    """
+    unsigned short aioc_port(const sockaddr *) nogil
+    void aioc_set_port(sockaddr *, unsigned short) nogil
+    size_t AIOC_SUN_PATH_OFFSET
 
 
 cdef double _timeout(object sock) except? -2.0:
@@ -67,6 +116,22 @@ cdef long _sock_call(object sock, int fd, short events, long nr, long a,
         if (r != -EAGAIN and r != -EWOULDBLOCK) or timeout == 0:
             _raise_errno(r)
         _wait_fd(fd, events, deadline)
+
+
+cdef object _bytes_call(object sock, int fd, short events, long nr,
+                        Py_ssize_t n, long c, long d, long e):
+    """The bytes a reading call returns: `n` bytes allocated, filled by
+    ``nr(fd, buf, n, c, d, e)`` through `_sock_call` (`sock` None: a plain
+    fd, no timeout) and shrunk to the count the kernel returned."""
+    cdef PyObject *buf = _bytes_alloc(n)
+    cdef long r
+    try:
+        r = _sock_call(sock, fd, events, nr, fd, <long>PyBytes_AS_STRING(buf),
+                       n, c, d, e)
+    except BaseException:
+        _bytes_drop(buf)
+        raise
+    return _bytes_finish(buf, r)
 
 
 cdef object _decode_addr(sockaddr_storage *ss, socklen_t length):

@@ -1,25 +1,21 @@
-# cython: language_level=3
-"""The stand-ins aiocancel.patch() installs, compiled: outside workers a
-patched call costs one C-level state check and the call of the original.
+# ---- patch-mode stand-ins ---------------------------------------------------
+# The stand-ins aiocancel.patch() installs, compiled: outside workers a
+# patched call costs one C-level state check and the call of the original.
+#
+# `StandIn(original, cancellable, keep_cancelled)` is called like `original`
+# and, by the calling thread's state (aiocancel._cancel.cp_mode):
+#
+# * 0 (unregistered, or DISABLE): calls `original`;
+# * 1 (MASKED or ENABLE: a worker's job, a masked() block): calls
+#   `cancellable`, a cancellation point;
+# * 2 (DISABLE after a cancellation point acted on a still pending request):
+#   raises Cancelled, unless `keep_cancelled` is false (calls that cleanup
+#   needs), which then call `original`.
+#
+# As a class attribute it binds like a function, so it can replace methods.
 
-`StandIn(original, cancellable, keep_cancelled)` is called like `original`
-and, by the calling thread's state (aiocancel._cancel.cp_mode):
-
-* 0 (unregistered, or DISABLE): calls `original`;
-* 1 (MASKED or ENABLE: a worker's job, a masked() block): calls
-  `cancellable`, a cancellation point;
-* 2 (DISABLE after a cancellation point acted on a still pending request):
-  raises Cancelled, unless `keep_cancelled` is false (calls that cleanup
-  needs), which then call `original`.
-
-As a class attribute it binds like a function, so it can replace methods.
-"""
 cdef extern from "Python.h":
     object PyMethod_New(object func, object self)
-
-from aiocancel._cancel cimport cp_mode
-
-from aiocancel._errors import Cancelled
 
 
 cdef class StandIn:

@@ -1,1 +1,0 @@
-"""Shared C socket helpers (compiled: cysrc/aiocancel/_sockbase.pyx); no Python API."""
