@@ -7,6 +7,7 @@ fallback fails here, naming what is missing."""
 from __future__ import annotations
 
 import ast
+import errno
 import glob
 import inspect
 import os
@@ -137,3 +138,16 @@ def test_patch_replaces_the_stdlib_counterpart(entry):
     finally:
         aiocancel.unpatch()
     assert getattr(owner, attr) is original
+
+
+@pytest.mark.parametrize("entry", [e for e in _table.TABLE if e.stdlib is None
+                                   and e.name not in _table.HAND_WRITTEN],
+                         ids=lambda e: e.name)
+def test_fallback_without_a_stdlib_counterpart_raises_enosys(entry):
+    """futex and System V IPC exist only in the compiled core: whatever the
+    arguments, the fallback's call says so (README: a call the platform's
+    stdlib lacks raises OSError(ENOSYS))."""
+    with pytest.raises(OSError) as info:
+        getattr(_fallback, entry.name)()
+    assert info.value.errno == errno.ENOSYS
+    assert entry.name in str(info.value) and "fallback mode" in str(info.value)
