@@ -82,11 +82,18 @@ class _Slot:
         self.acted = False
 
 
+_lock = threading.Lock()
+_slots: dict[int, _Slot] = {}
+
+
 class _Owner:
     """Lives in the thread's threading.local; its finalizer unregisters the
     thread when the thread's locals are cleared at exit."""
 
     __slots__ = ("slot",)
+    # Held by the class: at interpreter exit the module's globals may already
+    # be gone when the last locals are finalized.
+    _registry = _slots
 
     def __init__(self, slot: _Slot) -> None:
         self.slot = slot
@@ -95,11 +102,9 @@ class _Owner:
         # No lock: a forked child finalizes the locals of the threads it
         # lost before any at-fork hook runs, and one of them may have held
         # _lock at the fork. dict.pop is atomic; readers take snapshots.
-        _slots.pop(self.slot.index, None)
+        self._registry.pop(self.slot.index, None)
 
 
-_lock = threading.Lock()
-_slots: dict[int, _Slot] = {}
 _next_index = 0
 _local = threading.local()
 
