@@ -6,11 +6,13 @@ stand-ins. Adding a syscall without its table entry, stub, awaitable or
 fallback fails here, naming what is missing."""
 from __future__ import annotations
 
+import _socket
 import ast
 import errno
 import glob
 import inspect
 import os
+import socket
 
 import pytest
 
@@ -151,3 +153,14 @@ def test_fallback_without_a_stdlib_counterpart_raises_enosys(entry):
         getattr(_fallback, entry.name)()
     assert info.value.errno == errno.ENOSYS
     assert entry.name in str(info.value) and "fallback mode" in str(info.value)
+
+
+@pytest.mark.parametrize("entry", [e for e in _table.TABLE if e.stdlib is not None],
+                         ids=lambda e: e.name)
+def test_fallback_calls_the_tables_stdlib_counterpart(entry):
+    """The fallback bound, at import, the very callable the table names
+    (a socket method: the C base class's, which patch() never replaces)."""
+    owner, attr = _table.resolve(entry.stdlib)
+    if owner is socket.socket:
+        owner = _socket.socket
+    assert _fallback._std[entry.name] is getattr(owner, attr)
