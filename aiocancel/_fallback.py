@@ -1,11 +1,18 @@
-"""Fallback backend: no trampoline on this platform (or AIOCANCEL_FALLBACK=1).
+"""Fallback core: no trampoline on this platform (or AIOCANCEL_FALLBACK=1).
 
-Same API as the compiled ``_cancel`` and ``_syscalls`` modules. Nothing
-interrupts a blocked call here: a cancel request only sets the thread's
-pending flag, and it acts at the next cancellation point that is *entered*
-(``testcancel()`` or the start of an ``aiocancel.syscalls`` call), or is seen
-by the executor when the job returns. Results are never lost: a call that
-started always returns what the kernel produced.
+What the compiled modules offer, in Python: the per-thread cancellation
+state machine (ENABLE, DISABLE, MASKED, the job numbering the executor uses),
+the classes (`masked`, `Waiter`, `StandIn`) and every `aiocancel.syscalls`
+function, mapped to its stdlib counterpart by the syscall table
+(`aiocancel._table`). Nothing interrupts a blocked call here: a cancel
+request only sets the thread's pending flag, and it acts at the next
+cancellation point that is *entered* (``testcancel()`` or the start of an
+``aiocancel.syscalls`` call), or is seen by the executor when the job
+returns. Results are never lost: a call that started always returns what the
+kernel produced. A call the platform's stdlib lacks (``os.preadv`` on macOS,
+``fcntl`` on Windows; futex and System V message queues everywhere, which
+only the compiled core offers) raises OSError(ENOSYS) when called, so that
+this module imports on every platform.
 """
 from __future__ import annotations
 
@@ -19,50 +26,43 @@ import signal
 import socket
 import sys
 import threading
-import time
 import types
 from typing import Any, Callable, Literal, NoReturn
 
+from . import _table
 from ._errors import Cancelled, ThreadCancelled
 
 # mypy: disable-error-code="no-any-return"
-# (The stdlib callables are bound through _bind, as some are missing on some
+# (The stdlib callables are looked up by name, as some are missing on some
 # platforms, so their results are Any here. The typed interface of what this
 # module provides is the compiled modules' stubs: _cancel.pyi, _syscalls.pyi...)
 
-try:
-    import fcntl as _fcntl
-except ImportError:             # Windows
-    _fcntl = None   # type: ignore[assignment]
 
-
-def _unavailable(name: str) -> Callable[..., NoReturn]:
-    """What a call this platform's stdlib lacks becomes (os.preadv on macOS,
-    select.epoll or fcntl on Windows): an OSError(ENOSYS) when called, so
-    that importing aiocancel never fails for it."""
+def _unavailable(name: str, where: str = f"on {sys.platform}") -> Callable[..., NoReturn]:
+    """What a call this platform's stdlib lacks becomes: an OSError(ENOSYS)
+    when called, so that importing aiocancel never fails for it."""
     def call(*args: object, **kwargs: object) -> NoReturn:
-        raise OSError(errno.ENOSYS, f"{name} is not available on {sys.platform}")
-    call.__name__ = name.rpartition(".")[2]
+        raise OSError(errno.ENOSYS, f"{name} is not available {where}")
+    call.__name__ = call.__qualname__ = name.rpartition(".")[2]
     return call
 
 
-def _bind(module: Any, name: str) -> Any:
-    found = getattr(module, name, None) if module is not None else None
-    return found if found is not None else _unavailable(
-        f"{getattr(module, '__name__', 'fcntl')}.{name}")
+def _bind(dotted: str) -> Any:
+    """The stdlib callable `dotted` names, as it is now; socket methods are
+    the C base class's (``socket.socket``'s may be patched later)."""
+    owner, attr = _table.resolve(dotted)
+    if owner is socket.socket:
+        owner = _socket.socket
+    found = getattr(owner, attr, None) if owner is not None else None
+    return found if found is not None else _unavailable(dotted)
 
 
 # The stdlib calls this module makes, bound at import: aiocancel.patch() later
-# points the module attributes at stand-ins that call back into this module.
-_std = types.SimpleNamespace(
-    sleep=time.sleep,
-    **{name: _bind(_select, name) for name in ("poll", "select")},
-    epoll=getattr(_select, "epoll", None),
-    **{name: _bind(_fcntl, name) for name in ("flock", "lockf", "fcntl")},
-    **{name: _bind(signal, name) for name in ("sigtimedwait", "sigwaitinfo")},
-    **{name: _bind(os, name) for name in (
-        "read", "write", "readv", "writev", "pread", "pwrite", "preadv",
-        "pwritev", "waitpid", "waitid", "fsync", "fdatasync")})
+# points the stdlib's attributes at stand-ins that call back into this module.
+_std: dict[str, Any] = {entry.name: _bind(entry.stdlib)
+                        for entry in _table.TABLE if entry.stdlib is not None}
+_poll = _bind("select.poll")
+_epoll = getattr(_select, "epoll", None)
 
 CANCEL_ENABLE = 0
 CANCEL_DISABLE = 1
@@ -82,11 +82,18 @@ class _Slot:
         self.acted = False
 
 
+_lock = threading.Lock()
+_slots: dict[int, _Slot] = {}
+
+
 class _Owner:
     """Lives in the thread's threading.local; its finalizer unregisters the
     thread when the thread's locals are cleared at exit."""
 
     __slots__ = ("slot",)
+    # Held by the class: at interpreter exit the module's globals may already
+    # be gone when the last locals are finalized.
+    _registry = _slots
 
     def __init__(self, slot: _Slot) -> None:
         self.slot = slot
@@ -95,11 +102,9 @@ class _Owner:
         # No lock: a forked child finalizes the locals of the threads it
         # lost before any at-fork hook runs, and one of them may have held
         # _lock at the fork. dict.pop is atomic; readers take snapshots.
-        _slots.pop(self.slot.index, None)
+        self._registry.pop(self.slot.index, None)
 
 
-_lock = threading.Lock()
-_slots: dict[int, _Slot] = {}
 _next_index = 0
 _local = threading.local()
 
@@ -257,7 +262,16 @@ def _pending() -> bool:
     return bool(slot is not None and slot.cancel)
 
 
+
+
 # ---- syscalls: a cancellation point at entry, then the stdlib call ----------
+
+def _fileno(obj: Any) -> Any:
+    """As the compiled calls: an fd, or an object with fileno() (anything
+    else goes to the stdlib call, which raises its own TypeError)."""
+    fileno = getattr(obj, "fileno", None) if not isinstance(obj, int) else None
+    return obj if fileno is None else fileno()
+
 
 def _sock(obj: Any) -> socket.socket:
     if isinstance(obj, socket.socket):
@@ -278,15 +292,85 @@ def _sock(obj: Any) -> socket.socket:
     return socket.socket(fileno=obj)
 
 
-def _with_sock(obj: Any, method: str, *args: Any) -> Any:
-    testcancel()
+def _with_sock(obj: Any, method: Callable[..., Any], *args: Any) -> Any:
+    """`method` (an unbound _socket.socket method) on `obj`'s socket."""
     sock = _sock(obj)
     try:
-        # _socket.socket's own method: socket.socket's may be patched.
-        return getattr(_socket.socket, method)(sock, *args)
+        return method(sock, *args)
     finally:
         if sock is not obj:
             sock.detach()
+
+
+def _pass_through(entry: _table.Syscall) -> Callable[..., Any]:
+    """The fallback of a table entry: the compiled call's parameters, a
+    cancellation point at entry, then the stdlib call the table names with
+    the same arguments (fd or socket first, as the compiled calls take them).
+    A call without a stdlib counterpart is not a cancellation point: it does
+    not exist here (OSError(ENOSYS))."""
+    sig = _table.signature(entry.params)
+    if entry.stdlib is None:
+        missing = _unavailable(f"aiocancel.syscalls.{entry.name}",
+                               "in fallback mode (only the compiled core has it)")
+        missing.__signature__ = sig   # type: ignore[attr-defined]
+        return missing
+    std = _std[entry.name]
+    first = next(iter(sig.parameters))
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        obj, *rest = bound.args
+        testcancel()
+        if first == "sock":
+            return _with_sock(obj, std, *rest)
+        return std(_fileno(obj) if first == "fd" else obj, *rest)
+
+    call.__name__ = call.__qualname__ = entry.name
+    call.__doc__ = f"``{entry.stdlib}`` after a cancellation point (fallback mode)."
+    call.__signature__ = sig          # type: ignore[attr-defined]
+    return call
+
+
+globals().update({entry.name: _pass_through(entry) for entry in _table.TABLE
+                  if entry.name not in _table.HAND_WRITTEN})
+
+
+# ---- the calls the stdlib does not offer as they are -------------------------
+
+def _nonneg(n: int, what: str) -> None:
+    if n < 0:                   # as the compiled calls (os.read says EINVAL)
+        raise ValueError(f"negative size in {what}")
+
+
+def read(fd: Any, n: int) -> bytes:
+    _nonneg(n, "read")
+    testcancel()
+    return _std["read"](_fileno(fd), n)
+
+
+def pread(fd: Any, n: int, offset: int) -> bytes:
+    _nonneg(n, "pread")
+    testcancel()
+    return _std["pread"](_fileno(fd), n, offset)
+
+
+def readinto(fd: Any, buffer: Any) -> int:
+    testcancel()
+    try:
+        return _std["readv"](_fileno(fd), [buffer])
+    except BufferError:
+        raise TypeError("a writable bytes-like object is required") from None
+
+
+def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
+    testcancel()
+    return _std["open"](path, flags, mode,
+                        dir_fd=None if dir_fd is None else _fileno(dir_fd))
+
+
+def openat(dir_fd: Any, path: Any, flags: int, mode: int = 0o777) -> int:
+    return open(path, flags, mode, dir_fd=dir_fd)
 
 
 # accept4's flags where the socket module has no names for them (macOS,
@@ -295,59 +379,9 @@ _SOCK_CLOEXEC: int = getattr(socket, "SOCK_CLOEXEC", 0o2000000)
 _SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0o4000)
 
 
-def _nonneg(n: int, what: str) -> None:
-    if n < 0:
-        raise ValueError(f"negative size in {what}")
-
-
-def read(fd: int, n: int) -> bytes:
-    _nonneg(n, "read")
-    testcancel()
-    return _std.read(fd, n)
-
-
-def readinto(fd: int, buffer: Any) -> int:
-    testcancel()
-    try:
-        return _std.readv(fd, [buffer])
-    except BufferError:
-        raise TypeError("a writable bytes-like object is required") from None
-
-
-def write(fd: int, data: Any) -> int:
-    testcancel()
-    return _std.write(fd, data)
-
-
-def pread(fd: int, n: int, offset: int) -> bytes:
-    _nonneg(n, "pread")
-    testcancel()
-    return _std.pread(fd, n, offset)
-
-
-def pwrite(fd: int, data: Any, offset: int) -> int:
-    testcancel()
-    return _std.pwrite(fd, data, offset)
-
-
-def recv(sock: Any, n: int, flags: int = 0) -> bytes:
-    return _with_sock(sock, "recv", n, flags)
-
-
-def recv_into(sock: Any, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-    return _with_sock(sock, "recv_into", buffer, nbytes, flags)
-
-
-def send(sock: Any, data: Any, flags: int = 0) -> int:
-    return _with_sock(sock, "send", data, flags)
-
-
-def sendall(sock: Any, data: Any, flags: int = 0) -> None:
-    return _with_sock(sock, "sendall", data, flags)
-
-
 def accept(sock: Any, flags: int = _SOCK_CLOEXEC) -> tuple[int, Any]:
-    fd, address = _with_sock(sock, "_accept")
+    testcancel()
+    fd, address = _with_sock(sock, _std["accept"])
     if flags & _SOCK_NONBLOCK:
         os.set_blocking(fd, False)
     if not flags & _SOCK_CLOEXEC:
@@ -355,28 +389,21 @@ def accept(sock: Any, flags: int = _SOCK_CLOEXEC) -> tuple[int, Any]:
     return fd, address
 
 
-def connect(sock: Any, address: Any) -> None:
-    return _with_sock(sock, "connect", address)
+def sendmsg(sock: Any, buffers: Any, ancdata: Any = (), flags: int = 0,
+            address: Any = None) -> int:
+    testcancel()
+    extra = () if address is None else (address,)
+    return _with_sock(sock, _std["sendmsg"], buffers, ancdata, flags, *extra)
 
 
 def poll(fds: Any, timeout: float | None = None) -> list[tuple[int, int]]:
     testcancel()
-    poller = _std.poll()
+    poller = _poll()
     for fd, events in fds:
         if not (isinstance(fd, int) and fd < 0):     # poll(2) ignores those
             poller.register(fd, events)
     ms = None if timeout is None or timeout < 0 else timeout * 1000.0
     return poller.poll(ms)
-
-
-def sleep(seconds: float) -> None:
-    testcancel()
-    _std.sleep(seconds)
-
-
-def waitpid(pid: int, options: int) -> tuple[int, int]:
-    testcancel()
-    return _std.waitpid(pid, options)
 
 
 def ppoll(fds: Any, timeout: float | None = None,
@@ -392,196 +419,16 @@ def ppoll(fds: Any, timeout: float | None = None,
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-# ---- files (aiocancel._files) ------------------------------------------------
-
-def _fileno(obj: Any) -> int:
-    return obj if isinstance(obj, int) else obj.fileno()
-
-
-def readv(fd: Any, buffers: Any) -> int:
-    testcancel()
-    return _std.readv(_fileno(fd), buffers)
-
-
-def writev(fd: Any, buffers: Any) -> int:
-    testcancel()
-    return _std.writev(_fileno(fd), buffers)
-
-
-def preadv(fd: Any, buffers: Any, offset: int, flags: int = 0) -> int:
-    testcancel()
-    return _std.preadv(_fileno(fd), buffers, offset, flags)
-
-
-def pwritev(fd: Any, buffers: Any, offset: int, flags: int = 0) -> int:
-    testcancel()
-    return _std.pwritev(_fileno(fd), buffers, offset, flags)
-
-
-def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
-    testcancel()
-    return os.open(path, flags, mode,
-                   dir_fd=None if dir_fd is None else _fileno(dir_fd))
-
-
-def openat(dir_fd: Any, path: Any, flags: int, mode: int = 0o777) -> int:
-    return open(path, flags, mode, dir_fd=dir_fd)
-
-
-def flock(fd: Any, operation: int) -> None:
-    testcancel()
-    _std.flock(fd, operation)
-
-
-def lockf(fd: Any, cmd: int, len: int = 0, start: int = 0, whence: int = 0) -> None:
-    testcancel()
-    _std.lockf(fd, cmd, len, start, whence)
-
-
-def fcntl(fd: Any, cmd: int, arg: Any = 0) -> Any:
-    testcancel()
-    return _std.fcntl(fd, cmd, arg)
-
-
-def fsync(fd: Any) -> None:
-    testcancel()
-    _std.fsync(fd)
-
-
-def fdatasync(fd: Any) -> None:
-    testcancel()
-    _std.fdatasync(fd)
-
-
-# ---- sockets (aiocancel._sockets) --------------------------------------------
-
-def recvfrom(sock: Any, n: int, flags: int = 0) -> tuple[bytes, Any]:
-    return _with_sock(sock, "recvfrom", n, flags)
-
-
-def recvfrom_into(sock: Any, buffer: Any, nbytes: int = 0,
-                  flags: int = 0) -> tuple[int, Any]:
-    return _with_sock(sock, "recvfrom_into", buffer, nbytes, flags)
-
-
-def recvmsg(sock: Any, bufsize: int, ancbufsize: int = 0,
-            flags: int = 0) -> tuple[bytes, list[Any], int, Any]:
-    return _with_sock(sock, "recvmsg", bufsize, ancbufsize, flags)
-
-
-def sendto(sock: Any, data: Any, *args: Any) -> int:
-    return _with_sock(sock, "sendto", data, *args)
-
-
-def sendmsg(sock: Any, buffers: Any, ancdata: Any = (), flags: int = 0,
-            address: Any = None) -> int:
-    if address is None:
-        return _with_sock(sock, "sendmsg", buffers, ancdata, flags)
-    return _with_sock(sock, "sendmsg", buffers, ancdata, flags, address)
-
-
-# ---- waits (aiocancel._waits) ------------------------------------------------
-
-def select(rlist: Any, wlist: Any, xlist: Any,
-           timeout: float | None = None) -> tuple[list[Any], list[Any], list[Any]]:
-    testcancel()
-    return _std.select(rlist, wlist, xlist, timeout)
-
-
 def epoll_wait(epfd: Any, timeout: float | None = None,
                maxevents: int = -1) -> list[tuple[int, int]]:
     testcancel()
-    if _std.epoll is None:
+    if _epoll is None:
         _unavailable("select.epoll")()
-    if isinstance(epfd, _std.epoll):
+    if isinstance(epfd, _epoll):
         return epfd.poll(timeout, maxevents)
     # A duplicate fd names the same epoll instance; closing it leaves epfd.
-    with _std.epoll.fromfd(os.dup(_fileno(epfd))) as ep:
+    with _epoll.fromfd(os.dup(_fileno(epfd))) as ep:
         return ep.poll(timeout, maxevents)
-
-
-def waitid(idtype: int, id: int, options: int) -> Any:
-    testcancel()
-    return _std.waitid(idtype, id, options)
-
-
-def sigtimedwait(sigset: Any, timeout: float) -> Any:
-    testcancel()
-    return _std.sigtimedwait(sigset, timeout)
-
-
-def sigwaitinfo(sigset: Any) -> Any:
-    testcancel()
-    return _std.sigwaitinfo(sigset)
-
-
-# ---- futex (aiocancel._futex) ------------------------------------------------
-
-def futex_wait(buffer: Any, expected: int, timeout: float | None = None, *,
-               offset: int = 0, private: bool = True) -> bool:
-    testcancel()
-    return _futex_call(buffer, offset, private, 0, expected, timeout)
-
-
-def futex_wake(buffer: Any, n: int = 1, *, offset: int = 0,
-               private: bool = True) -> int:
-    return _futex_call(buffer, offset, private, 1, n, None)
-
-
-_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}
-
-
-def _libc() -> Any:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _libc_error() -> OSError:
-    import ctypes
-    err = ctypes.get_errno()
-    return OSError(err, os.strerror(err))
-
-
-def _futex_call(buffer: Any, offset: int, private: bool, op: int, value: int,
-                timeout: float | None) -> Any:
-    """FUTEX_WAIT (op 0) / FUTEX_WAKE (op 1) through ctypes: the fallback
-    runs where the compiled core is off, which may still be Linux."""
-    import ctypes
-    import platform
-    import sys
-    nr = _SYS_FUTEX.get(platform.machine().lower())
-    if not sys.platform.startswith("linux") or nr is None:
-        raise OSError(errno.ENOSYS, "futex is Linux-only")
-    view = memoryview(buffer)
-    if view.readonly:
-        raise TypeError("a writable bytes-like object is required")
-    if offset < 0 or offset + 4 > view.nbytes:
-        raise ValueError(f"offset {offset} leaves no 4-byte futex word")
-    c_buf = (ctypes.c_char * view.nbytes).from_buffer(view.cast("B"))
-    addr = ctypes.addressof(c_buf) + offset
-    if addr % 4:
-        raise ValueError("the futex word must be 4-byte aligned")
-    ts = None
-    if timeout is not None:
-        secs = max(float(timeout), 0.0)       # struct timespec: two longs
-        ts = (ctypes.c_long * 2)(int(secs), int((secs % 1) * 1e9))
-    libc = _libc()
-    r = libc.syscall(ctypes.c_long(nr), ctypes.c_void_p(addr),
-                     ctypes.c_int(op | (128 if private else 0)),
-                     ctypes.c_int(value & 0xFFFFFFFF if op == 0 else value),
-                     ctypes.byref(ts) if ts is not None else None, None,
-                     ctypes.c_int(0))
-    del c_buf
-    if r >= 0:
-        return True if op == 0 else r
-    err = ctypes.get_errno()
-    if op == 0 and err == errno.ETIMEDOUT:
-        return False
-    if op == 0 and err in (errno.EAGAIN, errno.EINTR):
-        return True
-    raise OSError(err, os.strerror(err))
 
 
 class Waiter:
@@ -609,35 +456,6 @@ class Waiter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
-
-
-# ---- System V message queues (aiocancel._ipc) ---------------------------------
-
-def msgsnd(msqid: int, mtype: int, data: Any, flags: int = 0) -> None:
-    import ctypes
-    testcancel()
-    payload = bytes(memoryview(data))
-    msg = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + len(payload))
-    ctypes.c_long.from_buffer(msg).value = mtype
-    ctypes.memmove(ctypes.addressof(msg) + ctypes.sizeof(ctypes.c_long), payload,
-                   len(payload))
-    if _libc().msgsnd(msqid, msg, ctypes.c_size_t(len(payload)), flags) != 0:
-        raise _libc_error()
-
-
-def msgrcv(msqid: int, maxsize: int, mtype: int = 0, flags: int = 0) -> tuple[int, bytes]:
-    import ctypes
-    if maxsize < 0:
-        raise ValueError("negative maxsize in msgrcv")
-    testcancel()
-    msg = ctypes.create_string_buffer(ctypes.sizeof(ctypes.c_long) + maxsize)
-    libc = _libc()
-    libc.msgrcv.restype = ctypes.c_ssize_t
-    n = libc.msgrcv(msqid, msg, ctypes.c_size_t(maxsize), ctypes.c_long(mtype), flags)
-    if n < 0:
-        raise _libc_error()
-    head = ctypes.sizeof(ctypes.c_long)
-    return ctypes.c_long.from_buffer(msg).value, msg.raw[head:head + n]
 
 
 # ---- patch-mode stand-ins (aiocancel._standin) -------------------------------

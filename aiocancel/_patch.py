@@ -56,16 +56,14 @@ import errno
 import functools
 import math
 import operator
-import os
 import select
 import selectors
-import signal
 import socket
 import threading
-import time
 import types
 from typing import Any, Callable
 
+from . import _table
 from . import syscalls as _sc
 from . import threading as _athreading
 from ._core import cancel as _cancel
@@ -287,37 +285,32 @@ def _for_cleanup(name: str) -> Callable[[Any], Any]:
     return lambda orig: _divert_for_cleanup(orig, getattr(_sc, name))
 
 
-def _socket_methods() -> list[_Target]:
-    names = ["recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg",
-             "send", "sendall", "sendto", "sendmsg", "connect"]
-    out: list[_Target] = [(socket.socket, name, _same(name)) for name in names]
-    out.append((socket.socket, "_accept", lambda orig: _divert(orig, _sc.accept)))
-    out.append((socket.socket, "connect_ex", _connect_ex))
+def _table_targets() -> list[_Target]:
+    """The plain cases, from the syscall table: each entry's stdlib callable
+    (``os.read``, ``socket.socket._accept``...) diverted to its
+    aiocancel.syscalls function (the owner is None where this platform lacks
+    the module: patch() skips it)."""
+    make = {"divert": _same, "cleanup": _for_cleanup}
+    out: list[_Target] = []
+    for entry in _table.TABLE:
+        if entry.patch is not None and entry.stdlib is not None:
+            owner, attr = _table.resolve(entry.stdlib)
+            out.append((owner, attr, make[entry.patch](entry.name)))
     return out
 
 
 def _targets() -> list[_Target]:
     """(owner, attribute, make-stand-in-from-original) for everything patched."""
-    same = _same
-    out: list[_Target] = [(time, "sleep", same("sleep"))]
-    out += _socket_methods()
-    out += [(os, name, same(name)) for name in (
-        "read", "write", "readv", "writev", "pread", "pwrite", "preadv",
-        "pwritev")]
-    out += [(os, name, _for_cleanup(name)) for name in ("waitpid", "waitid", "fsync", "fdatasync")]
+    out = _table_targets()
     out += [
-        (select, "select", same("select")),
+        (socket.socket, "connect_ex", _connect_ex),
         (select, "poll", lambda orig: _new_poll),
         (select, "epoll", lambda orig: _Epoll),
         (selectors.PollSelector, "_selector_cls", lambda orig: staticmethod(_new_poll)),
         (selectors.EpollSelector, "_selector_cls", lambda orig: _Epoll),
         (selectors.SelectSelector, "_select",
          lambda orig: staticmethod(_divert(orig, _sc.select))),
-        (fcntl, "flock", same("flock")),
-        (fcntl, "lockf", same("lockf")),
         (fcntl, "fcntl", _fcntl),
-        (signal, "sigtimedwait", same("sigtimedwait")),
-        (signal, "sigwaitinfo", same("sigwaitinfo")),
         (threading.Condition, "wait",
          lambda orig: _divert(orig, _athreading.wait)),
         (builtins, "input", _input),

@@ -70,6 +70,9 @@ futex_wake = _futex.futex_wake
 msgsnd = _ipc.msgsnd
 msgrcv = _ipc.msgrcv
 
+# Written out for type checkers and stubtest (as are the names above); they
+# are the syscall table's (aiocancel/_table.py): tests/test_syscall_table.py
+# checks both.
 __all__ = ["read", "readinto", "write", "pread", "pwrite", "recv",
            "recv_into", "send", "sendall", "accept", "connect", "poll",
            "ppoll", "sleep", "waitpid",

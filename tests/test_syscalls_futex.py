@@ -27,8 +27,9 @@ from aiocancel._core import futex as _futex
 Waiter = _futex.Waiter
 
 
-# ---- futex_wait / futex_wake ---------------------------------------------------
+# ---- futex_wait / futex_wake (the compiled core's: the fallback has no futex) ---
 
+@requires_core
 def test_futex_wait_returns_at_once_when_the_word_differs():
     word = bytearray(4)
     assert syscalls.futex_wait(word, 1) is True
@@ -36,23 +37,25 @@ def test_futex_wait_returns_at_once_when_the_word_differs():
     assert syscalls.futex_wake(word) == 0
 
 
+@requires_core
 def test_futex_wake_wakes_a_waiter():
     word = bytearray(8)
     r = Runner(syscalls.futex_wait, word, 0, None).start()
-    if aiocancel.SUPPORTED:
-        wait_blocked(r.native_id, "futex", alive=r.alive)
+    wait_blocked(r.native_id, "futex", alive=r.alive)
     woken = 0
     while r.alive():
         woken += syscalls.futex_wake(word, 1)
     assert r.outcome() is True
 
 
+@requires_core
 def test_futex_wait_shared_mapping():
     with mmap.mmap(-1, 4096) as shared:
         assert syscalls.futex_wait(shared, 0, 0.001, offset=8, private=False) is False
         assert syscalls.futex_wake(shared, 5, offset=8, private=False) == 0
 
 
+@requires_core
 @pytest.mark.parametrize("call,args,kwargs,exc", [
     ("futex_wait", (b"abcd", 0), {}, TypeError),             # read-only
     ("futex_wait", (bytearray(8), 0, 0), {"offset": 2}, ValueError),
@@ -73,6 +76,7 @@ def test_futex_wait_cancelled_while_blocked():
     assert_cancelled(run)
 
 
+@requires_core
 def test_futex_wait_pending_request_acts_at_entry():
     assert isinstance(Pending().run(syscalls.futex_wait, bytearray(4), 0).exc,
                       Cancelled)

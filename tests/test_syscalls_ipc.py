@@ -16,6 +16,9 @@ from aiocancel import Cancelled, syscalls
 IPC_PRIVATE, IPC_CREAT, IPC_RMID, IPC_STAT = 0, 0o1000, 0, 2
 IPC_NOWAIT, MSG_NOERROR = 0o4000, 0o10000
 
+# The compiled core's calls: the fallback has no System V IPC.
+pytestmark = requires_core
+
 libc = ctypes.CDLL(None, use_errno=True)
 libc.msgrcv.restype = ctypes.c_ssize_t
 
@@ -77,7 +80,6 @@ def test_bad_input(queue_id):
         syscalls.msgsnd(queue_id, 1, "str")
 
 
-@requires_core
 def test_msgrcv_cancelled_while_queue_empty(queue_id):
     run = cancel_when_blocked(syscalls.msgrcv, queue_id, 10, syscall="msgrcv",
                               arg0=queue_id)
@@ -86,7 +88,6 @@ def test_msgrcv_cancelled_while_queue_empty(queue_id):
     assert syscalls.msgrcv(queue_id, 10) == (1, b"after")
 
 
-@requires_core
 def test_msgsnd_cancelled_while_queue_full(queue_id):
     sent = 0
     while True:
