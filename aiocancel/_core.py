@@ -14,17 +14,17 @@ For type checkers the compiled modules' stubs (``_cancel.pyi`` and
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import warnings
 from typing import TYPE_CHECKING
+
+from . import _arch
 
 __all__ = ["SUPPORTED", "FALLBACK_REASON", "HAS_TRAMPOLINE", "FORCED_FALLBACK",
            "cancel", "files", "futex", "ipc", "sockets", "standin", "syscalls",
            "waits"]
 
-HAS_TRAMPOLINE = sys.platform.startswith("linux") and platform.machine().lower() in (
-    "x86_64", "amd64", "aarch64", "arm64")
+HAS_TRAMPOLINE = sys.platform.startswith("linux") and _arch.machine() in _arch.SUPPORTED
 FORCED_FALLBACK = os.environ.get("AIOCANCEL_FALLBACK", "") not in ("", "0")
 
 FALLBACK_REASON: str | None
@@ -67,6 +67,6 @@ else:
         FALLBACK_REASON = f"aiocancel fallback mode (AIOCANCEL_FALLBACK=1): {_MEANING}"
     else:
         FALLBACK_REASON = (f"aiocancel fallback mode: no cancellation trampoline "
-                           f"for {sys.platform} on {platform.machine() or 'this CPU'} "
+                           f"for {sys.platform} on {_arch.machine() or 'this CPU'} "
                            f"(only Linux x86_64 and aarch64): {_MEANING}")
         warnings.warn(FALLBACK_REASON, RuntimeWarning, stacklevel=2)
