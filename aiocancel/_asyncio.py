@@ -203,7 +203,13 @@ class AsyncioWaiting:
             self.waiter.set_result(None)
 
     async def _wait_settled(self) -> None:
-        while self.state != DONE and not self.detached:
+        """After the cancel request: wait until the job is done or detached
+        (grace period over); not at all if the request withdrew it. Further
+        cancels are absorbed (they are counted in ``cancelling()``, and one
+        CancelledError will be raised) without spinning: each is one
+        wake-up, and anyio's repeated delivery is stopped by a shield scope
+        (`anyio_shield`, entered by `settle`)."""
+        while self.state != DONE and not self.detached and not self.withdrawn:
             if self.waiter.done():
                 self.waiter = self.loop.create_future()  # type: ignore[misc]  # slot of the concrete job class
             try:
@@ -215,30 +221,6 @@ class AsyncioWaiting:
                 self.abandon()
                 raise
 
-    async def _request_and_wait(self, grace: float | None) -> None:
-        """Send the cancel request; unless that withdrew the job, wait until
-        it is done or detached (grace period over). Further cancels are
-        absorbed (they are counted in ``cancelling()``, and one
-        CancelledError will be raised) without spinning: each is one
-        wake-up, and anyio's repeated delivery is stopped by a shield scope
-        (`anyio_shield`)."""
-        # Everything the wait needs (the shield scope, the future to await)
-        # is made before the request: once the signal is out, the woken
-        # worker needs the GIL to raise Cancelled and deliver, and every
-        # line this thread runs until the loop sleeps again makes it wait
-        # (a GIL hand-off; bench P3).
-        shield = anyio_shield()
-        self.waiter = self.loop.create_future()  # type: ignore[misc]  # slot of the concrete job class
-        if shield is None:
-            self.request_cancel(grace)
-            if not self.withdrawn:
-                await self._wait_settled()
-            return
-        with shield:
-            self.request_cancel(grace)
-            if not self.withdrawn:
-                await self._wait_settled()
-
     async def settle(self, cancelled: asyncio.CancelledError,
                      grace: float | None, abandon: bool) -> None:
         """The task was cancelled while awaiting the job: apply the rule of
@@ -247,8 +229,22 @@ class AsyncioWaiting:
             if abandon:
                 self.request_cancel(grace)
             else:
+                # Everything the wait needs (the shield scope, the future to
+                # await) is made before the request: once the signal is out,
+                # the woken worker needs the GIL to raise Cancelled and
+                # deliver, and every line this thread runs until the loop
+                # sleeps again may make it wait (bench P3). Inline, not a
+                # helper coroutine: each frame is paid again on every resume.
+                shield = anyio_shield()
+                self.waiter = self.loop.create_future()  # type: ignore[misc]  # slot of the concrete job class
                 try:
-                    await self._request_and_wait(grace)
+                    if shield is None:
+                        self.request_cancel(grace)
+                        await self._wait_settled()
+                    else:
+                        with shield:
+                            self.request_cancel(grace)
+                            await self._wait_settled()
                 finally:
                     if self.state == DONE:
                         self._disarm()     # nothing left to report
