@@ -149,18 +149,22 @@ class Job:
         if self.state == DONE:
             return False
         self.cancel_requested = True
-        try:
-            self.gate.pop()
-        except IndexError:
-            pass
-        else:
-            self.withdrawn = True
-            pool = self.pool
-            if pool is not None:
-                # The queued entry no longer needs a worker: give its idle
-                # count back, or the next submit would start a thread.
-                pool._withdrawn()
-            return True
+        gate = self.gate
+        # (Tested first: a running job's gate is empty, and raising the
+        # IndexError cost every cancel of a running job a microsecond.)
+        if gate:
+            try:
+                gate.pop()
+            except IndexError:     # the worker took it meanwhile
+                pass
+            else:
+                self.withdrawn = True
+                pool = self.pool
+                if pool is not None:
+                    # The queued entry no longer needs a worker: give its idle
+                    # count back, or the next submit would start a thread.
+                    pool._withdrawn()
+                return True
         if self.state == RUNNING:
             if self.hooks:
                 # Before the interrupt, which may end the job (dropping them).
