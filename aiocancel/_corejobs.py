@@ -11,7 +11,7 @@ request never reaches the worker's next job.
 The names are the compiled core's (or the fallback's) functions themselves,
 not wrappers: the stress harness calls them in its hot loop. Used by the
 stress harness (aiocancel/stress.py), which drives jobs without an
-executor's queues; `Job` uses the same core functions.
+executor's queues, and by `aiocancel._job.Job`.
 """
 from __future__ import annotations
 

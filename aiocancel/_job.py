@@ -36,15 +36,13 @@ from threading import get_ident as _get_ident
 from typing import Any, Callable, ClassVar
 
 from . import _on_cancel
-from ._core import cancel as _cancel
+from ._corejobs import begin as _job_begin
+from ._corejobs import cancel as _cancel_job
+from ._corejobs import end as _job_end
 from ._errors import Cancelled, ThreadCancelled
 from ._outcome import LOG_AFTER, close_abandoned, report_stuck, watch
 
 QUEUED, RUNNING, DONE = 0, 1, 2
-
-_job_begin = _cancel._job_begin
-_job_end = _cancel._job_end
-_cancel_job = _cancel._cancel_job
 
 
 class Job:

@@ -324,9 +324,16 @@ def test_executors_growing_and_retiring_under_load_lose_no_job():
             lock = threading.Lock()
             shut = threading.Event()
 
+            # Each submitter says when half its burst is in: the shutdown
+            # comes mid-burst on a loaded machine too (after a bare yield it
+            # could precede most submits, leaving the round nearly empty).
+            halfway = threading.Semaphore(0)
+
             def submitter(n: int, seed: int) -> None:
                 local = random.Random(seed)
                 for i in range(n):
+                    if i == n // 2:
+                        halfway.release()
                     with lock:
                         kind, fn, info = load.make(i)
                     try:
@@ -344,7 +351,8 @@ def test_executors_growing_and_retiring_under_load_lose_no_job():
                     for _ in range(3)]
             for s in subs:
                 s.start()
-            time.sleep(0)
+            for _ in subs:
+                assert halfway.acquire(timeout=JOIN_TIMEOUT)
             shut.set()
             ex.shutdown(wait=False, cancel_futures=rng.random() < 0.5)
             for s in subs:
