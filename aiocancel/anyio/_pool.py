@@ -5,6 +5,7 @@ anyio's own workers do (and an idle one after 10 s, also as anyio's)."""
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any, Callable
 
@@ -64,6 +65,16 @@ def _retire(ref: "weakref.ref[Any]", pool: Executor) -> None:
         if key is not None and _pools.get(key) is pool:
             del _pools[key]
     pool.shutdown(wait=False, cancel_futures=True)
+    # Wait (a grace period at most) for the workers to be gone, as anyio's
+    # own are by the time its loop is closed: code that counts threads after
+    # a loop ends (anyio's test suite does) must not see ours still exiting.
+    # A job stuck past its cancel request is not waited for beyond that.
+    bound = pool._grace if pool._grace is not None else DEFAULT_GRACE
+    deadline = time.monotonic() + bound
+    me = threading.current_thread()
+    for thread in list(pool._threads):
+        if thread is not me:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def set_transparent(on: bool) -> None:
