@@ -39,7 +39,7 @@ trap 'rm -rf "$WORK"' EXIT
 CORE_SRC=(tests/c/core_test.c cysrc/*.c "asm/$ARCH/syscall_cp.S")
 # exit_race (threads exiting while requests hammer them) livelocks under
 # valgrind's serialised threads; ASan (step 2) runs it.
-ALL_BUT_NESTED=(blocked_read_cancelled pending_before_call_one_off disable_then_enable
+ALL_BUT_NESTED=(blocked_read_cancelled redirect_settles_quietly pending_before_call_one_off disable_then_enable
                 job_generations eintr_and_restart_calls read_race accept_race fork)
 
 step "C core tests under valgrind memcheck ($ITER race iterations)"

@@ -51,6 +51,13 @@ static int free_head = -1;
 pthread_mutex_t aioc_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t self_key;
 static int cancel_sig;         /* 0 until aioc_init succeeded */
+/* si_uid of our instances, read once by aioc_init: the field only informs
+ * (the kernel does not check it for a signal to our own process, and the
+ * handler never reads it), so a syscall per send on the cancel path would
+ * buy nothing. The pid is asked every time: it is rt_tgsigqueueinfo's tgid,
+ * and a child made without fork handlers (_Fork, clone) must not aim at
+ * its parent's threads. */
+static uid_t sender_uid;
 
 /* Event counters (aioc_stats): relaxed atomics, lock-free on every supported
  * architecture, so the signal handler may bump them. */
@@ -92,7 +99,7 @@ int aioc_send_cancel(aioc_slot *s, pid_t tid)
     si.si_signo = cancel_sig;
     si.si_code = SI_QUEUE;
     si.si_pid = (pid_t)syscall(SYS_getpid);
-    si.si_uid = (uid_t)syscall(SYS_getuid);
+    si.si_uid = sender_uid;
     si.si_value.sival_int = s->index;
     /* Before the send: the target may handle the instance (and clear the
      * mark) before the syscall returns here. */
@@ -153,7 +160,7 @@ static void defer(aioc_slot *s, ucontext_t *uc, int sig, pid_t tid)
 {
     uintptr_t pc = (uintptr_t)AIOC_PC(uc), sp = (uintptr_t)AIOC_SP(uc);
     sigaddset(&uc->uc_sigmask, sig);
-    s->blocked = 1;
+    s->blocked = AIOC_LEFT_QUEUED;
     COUNT(AIOC_STAT_DEFERRED);
     /* On a kernel the re-queued signal stays blocked until an outer handler
      * returns, so it never comes straight back to the context it was
@@ -210,7 +217,15 @@ static void cancel_handler(int sig, siginfo_t *si, void *ctx)
     pc = (uintptr_t)AIOC_PC(uc);
     if (pc >= (uintptr_t)aioc_cp_begin && pc < (uintptr_t)aioc_cp_end) {
         sigaddset(&uc->uc_sigmask, sig);
-        s->blocked = 1;
+        /* Nothing re-queued here: once instance_done has run, sig_out says
+         * exactly whether a sender queued another instance since, and the
+         * cancellation point we resume in acts (state DISABLE) before it
+         * settles, so such an instance is ignored when the unblock lets it
+         * in. aioc_settle only unblocks, without the lock and the drain. An
+         * earlier deferral not yet settled (nested handlers) keeps the
+         * draining kind. */
+        if (s->blocked != AIOC_LEFT_QUEUED)
+            s->blocked = AIOC_LEFT_IDLE;
         AIOC_PC(uc) = (uintptr_t)aioc_cp_cancel;
         COUNT(AIOC_STAT_REDIRECTED);
         instance_done(s);
@@ -370,6 +385,7 @@ int aioc_init(int sig)
         return -err;
     }
     pthread_atfork(fork_prepare, fork_parent, aioc_atfork_child);
+    sender_uid = getuid();
     cancel_sig = sig;
     return sig;
 }
@@ -546,11 +562,26 @@ void aioc_settle(aioc_slot *s)
 {
     static const struct timespec zero = {0, 0};
     sigset_t set;
-    if (!s || !s->blocked)
+    int left;
+    if (!s || !(left = s->blocked))
         return;
     s->blocked = 0;
     sigemptyset(&set);
     sigaddset(&set, cancel_sig);
+    if (left == AIOC_LEFT_IDLE) {
+        /* After a redirect (see cancel_handler): the handled instance was
+         * the pending one, and sig_out is left alone, so it stays exact: an
+         * instance a sender queued since (transparent re-sender, or a retry
+         * racing the redirect) keeps it set and, once unblocked, reaches
+         * the handler, which ignores it (the point acted: state DISABLE).
+         * Nothing is re-queued, so nothing comes back blocked. Every caller
+         * settles a redirect after acting; a state that is not DISABLE
+         * (never seen) takes the draining path below. */
+        if (s->state == AIOC_DISABLE) {
+            pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+            return;
+        }
+    }
     /* The lock keeps senders out between the drain and clearing sig_out:
      * otherwise an instance queued in between would be forgotten (sig_out
      * 0 while one is pending, so a second could be queued). */
@@ -571,7 +602,13 @@ uint64_t aioc_job_begin(aioc_slot *s, int state)
     int drain;
     pthread_mutex_lock(&aioc_lock);
     gen = ++s->generation;
-    drain = s->sent || s->sig_out || s->blocked;
+    /* sig_out is exact under the lock: every send sets it first (and
+     * clears it if the send failed), and it is cleared only where the
+     * instance it marks is handled (instance_done) or drained. No mark and
+     * nothing left blocked: nothing of ours is pending, and the drain (a
+     * block and a sigtimedwait) would find nothing. `sent` (a request was
+     * flagged) is not enough reason: the handled instance took it away. */
+    drain = s->sig_out || s->blocked;
     s->sent = 0;
     s->cancel = 0;
     s->retry = 0;

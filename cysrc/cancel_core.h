@@ -20,6 +20,9 @@
 #define AIOC_ACTED_MASKED  1   /* raise Cancelled (OSError, ECANCELED) */
 #define AIOC_ACTED_ENABLE  2   /* raise ThreadCancelled (BaseException) */
 
+#define AIOC_LEFT_QUEUED 1
+#define AIOC_LEFT_IDLE   2
+
 typedef struct aioc_slot {
     volatile int cancel;      /* pending request; the trampoline loads it */
     volatile int state;       /* AIOC_ENABLE / AIOC_DISABLE / AIOC_MASKED */
@@ -32,8 +35,12 @@ typedef struct aioc_slot {
      * the handler when it is done with the instance (kept set when it
      * re-queues it) and by the drains: senders never queue a second one. */
     volatile int sig_out;
-    /* The handler left the cancel signal blocked in the interrupted context
-     * (redirect or deferral); aioc_settle drains and unblocks it. */
+    /* The handler left the cancel signal blocked in the interrupted context:
+     * AIOC_LEFT_QUEUED after a deferral (an instance of ours may be pending:
+     * aioc_settle drains it under the registry lock, then unblocks),
+     * AIOC_LEFT_IDLE after a redirect (the instance handled was the one
+     * pending and the cancellation point acts before settling: aioc_settle
+     * only unblocks); 0 if not left blocked. */
     volatile int blocked;
     /* A send failed (EAGAIN: RLIMIT_SIGPENDING); the re-sender retries. */
     volatile int retry;

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "cancel_core.h"
+#include "cancel_internal.h"   /* aioc_send_cancel: a late instance */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1150,11 +1151,103 @@ static void test_fork(void)
     close(q[1]);
 }
 
+/* The cancel path's bookkeeping: after a redirect the point settles without
+ * draining, and the next job begins without draining, so both must find
+ * nothing of ours pending: the cancel signal neither pending nor blocked,
+ * sig_out clear. An instance queued after the point acted (a re-send racing
+ * the redirect) is ignored in DISABLE state; one still pending at job_end
+ * (blocked by the job itself, no request flagged) never reaches the next
+ * job: job_begin leaves nothing pending and sig_out clear. */
+static int cancel_sig_pending(void)
+{
+    sigset_t m;
+    sigpending(&m);
+    return sigismember(&m, aioc_signal()) == 1;
+}
+
+static void *quiet_main(void *p)
+{
+    struct call *k = p;
+    sigset_t set;
+    unsigned long before[AIOC_NSTATS], after[AIOC_NSTATS];
+    char buf[8];
+    int acted, i;
+    long r;
+    call_main(k);     /* the cancelled read, then job_end */
+    CHECK(!cancel_sig_pending(), "a cancel instance pending after the job");
+    CHECK(k->slot->sig_out == 0 && k->slot->blocked == 0,
+          "sig_out %d, blocked %d after the job", k->slot->sig_out,
+          k->slot->blocked);
+    /* A late instance in DISABLE state: handled at once, ignored. */
+    k->gen = aioc_job_begin(k->slot, AIOC_MASKED);
+    CHECK(!cancel_sig_pending() && !cancel_sig_blocked(),
+          "job 2 began with the cancel signal pending or blocked");
+    k->slot->state = AIOC_DISABLE;
+    stats_now(before);
+    CHECK(aioc_send_cancel(k->slot, k->tid) == 0, "late send failed");
+    /* A kernel delivers it on the send's return; valgrind when it polls. */
+    for (i = 0; i < 50000 && __atomic_load_n(&k->slot->sig_out, __ATOMIC_SEQ_CST); i++)
+        usleep(100);
+    stats_now(after);
+    CHECK(after[AIOC_STAT_IGNORED] == before[AIOC_STAT_IGNORED] + 1,
+          "the late instance was not ignored");
+    CHECK(k->slot->sig_out == 0 && !cancel_sig_blocked(),
+          "the late instance left sig_out %d / the signal blocked",
+          k->slot->sig_out);
+    /* One the job keeps blocked until it ends: job_begin drains it. */
+    sigemptyset(&set);
+    sigaddset(&set, aioc_signal());
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    CHECK(aioc_send_cancel(k->slot, k->tid) == 0, "blocked send failed");
+    CHECK(cancel_sig_pending(), "the blocked instance is not pending");
+    aioc_job_end(k->slot);
+    aioc_job_begin(k->slot, AIOC_MASKED);
+    CHECK(!cancel_sig_pending() && !cancel_sig_blocked()
+          && k->slot->sig_out == 0, "job 3 began with the instance left");
+    CHECK(write((int)k->d, "x", 1) == 1, "write");
+    r = cp(SYS_read, k->a, (long)buf, 1, 0, &acted);
+    CHECK(r == 1 && acted == AIOC_ACTED_NONE, "job 3 read: %ld/%d", r, acted);
+    aioc_job_end(k->slot);
+    return NULL;
+}
+
+static void test_redirect_settles_quietly(void)
+{
+    int p[2], i, n = 20;
+    char buf[8];
+    struct call k;
+    if (pipe(p) != 0)
+        die("pipe");
+    for (i = 0; i < n; i++) {
+        memset(&k, 0, sizeof k);
+        k.state = AIOC_MASKED;
+        k.nr = SYS_read;
+        k.a = p[0];
+        k.b = (long)buf;
+        k.c = sizeof buf;
+        k.d = p[1];   /* read ignores it; job 3 writes its byte there */
+        sem_init(&k.started, 0, 0);
+        if (pthread_create(&k.th, NULL, quiet_main, &k) != 0)
+            die("pthread_create");
+        sem_wait(&k.started);
+        CHECK(wait_blocked(k.tid, SYS_read, ALT_READ, p[0]),
+              "reader never blocked");
+        CHECK(aioc_cancel_job(k.slot->index, k.gen) == 1, "request missed");
+        call_join_or_wake(&k, p[1]);
+        CHECK(k.r == -ECANCELED && k.end_acted == 1, "read returned %ld", k.r);
+        CHECK(!k.sig_blocked_after, "signal left blocked after the point");
+    }
+    report("redirect_settles_quietly", "%d jobs", n);
+    close(p[0]);
+    close(p[1]);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
 } tests[] = {
     {"blocked_read_cancelled", test_blocked_read_cancelled},
+    {"redirect_settles_quietly", test_redirect_settles_quietly},
     {"pending_before_call_one_off", test_pending_before_call_and_one_off},
     {"disable_then_enable", test_disable_then_enable},
     {"job_generations", test_job_generations},
