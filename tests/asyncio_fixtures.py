@@ -15,18 +15,43 @@ the fixture works from 0.24 on and stays local to these modules.)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
 import aiocancel
 from conftest import BLOCK_TIMEOUT, JOIN_TIMEOUT, NR, wait_blocked
+
+
+def stuck_in_lock_acquire(lock: threading.Lock) -> str:
+    """A job stuck in a wait that is no cancellation point (until `lock` is
+    released)."""
+    lock.acquire()
+    lock.release()
+    return "late"
+
+
+@contextlib.contextmanager
+def pool_and_held_lock(max_workers: int) -> Iterator[tuple[aiocancel.Executor, threading.Lock]]:
+    """``aiocancel.install()`` of an Executor of `max_workers` on the running
+    loop, and a held lock for `stuck_in_lock_acquire` jobs; at exit the lock
+    is released (if the test did not) and the pool shut down, waiting."""
+    executor = aiocancel.install(executor=aiocancel.Executor(max_workers=max_workers))
+    lock = threading.Lock()
+    lock.acquire()
+    try:
+        yield executor, lock
+    finally:
+        if lock.locked():
+            lock.release()
+        executor.shutdown(wait=True)
 
 try:
     import uvloop

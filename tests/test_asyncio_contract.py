@@ -19,26 +19,17 @@ import pytest
 import aiocancel
 from aiocancel import aio, syscalls
 from asyncio_fixtures import (LOOP_MARKS, LOOPS, SIGINT_STATUS, child_env,  # noqa: F401
-                              event_loop_policy, finish_child, uvloop, wait_for_state)
+                              event_loop_policy, finish_child, pool_and_held_lock,
+                              stuck_in_lock_acquire, uvloop, wait_for_state)
 from conftest import JOIN_TIMEOUT, fd_count
 
 pytestmark = LOOP_MARKS
 
 
-def stuck_in_lock_acquire(lock: threading.Lock) -> str:
-    """A job stuck in a wait that is no cancellation point."""
-    lock.acquire()
-    lock.release()
-    return "late"
-
-
 @pytest.mark.asyncio
 async def test_grace_releases_a_stuck_job_and_its_worker(caplog):
-    executor = aiocancel.install(executor=aiocancel.Executor(max_workers=1))
-    lock = threading.Lock()
-    lock.acquire()
     abandoned = []
-    try:
+    with pool_and_held_lock(1) as (executor, lock):
         task = asyncio.ensure_future(aiocancel.to_thread(
             stuck_in_lock_acquire, lock, grace=0.2,
             on_abandoned_result=abandoned.append))
@@ -70,10 +61,6 @@ async def test_grace_releases_a_stuck_job_and_its_worker(caplog):
         stuck.join(JOIN_TIMEOUT)
         assert not stuck.is_alive()
         assert stuck not in executor._threads and executor._stuck == 0
-    finally:
-        if lock.locked():
-            lock.release()
-        executor.shutdown(wait=True)
 
 
 @pytest.mark.asyncio
@@ -166,11 +153,8 @@ async def test_aio_open_closes_an_fd_it_cannot_deliver(monkeypatch, tmp_path):
 
 @pytest.mark.asyncio
 async def test_queued_job_of_a_stuck_pool_is_cancelled_at_once():
-    executor = aiocancel.install(executor=aiocancel.Executor(max_workers=1))
-    lock = threading.Lock()
-    lock.acquire()
     ran = []
-    try:
+    with pool_and_held_lock(1) as (_executor, lock):
         stuck = asyncio.ensure_future(aiocancel.to_thread(
             stuck_in_lock_acquire, lock, grace=None, on_abandoned_result=None))
         queued = asyncio.ensure_future(aiocancel.to_thread(ran.append, 1))
@@ -184,10 +168,6 @@ async def test_queued_job_of_a_stuck_pool_is_cancelled_at_once():
         assert await stuck == "late"
         assert await aiocancel.to_thread(int) == 0
         assert ran == []
-    finally:
-        if lock.locked():
-            lock.release()
-        executor.shutdown(wait=True)
 
 
 # ---- process exit -------------------------------------------------------------

@@ -13,17 +13,11 @@ import pytest
 import aiocancel
 from aiocancel import syscalls
 from asyncio_fixtures import (LOOP_MARKS, LOOPS, event_loop_policy,  # noqa: F401
-                              uvloop, wait_for_state)
+                              pool_and_held_lock, stuck_in_lock_acquire, uvloop,
+                              wait_for_state)
 from conftest import JOIN_TIMEOUT
 
 pytestmark = LOOP_MARKS
-
-
-def stuck_in_lock_acquire(lock: threading.Lock) -> str:
-    """A job stuck in a wait that is no cancellation point."""
-    lock.acquire()
-    lock.release()
-    return "late"
 
 
 def _due(loop: asyncio.AbstractEventLoop) -> dict[object, float]:
@@ -33,9 +27,6 @@ def _due(loop: asyncio.AbstractEventLoop) -> dict[object, float]:
 
 @pytest.mark.asyncio
 async def test_a_shorter_grace_cancelled_later_expires_first():
-    executor = aiocancel.install(executor=aiocancel.Executor(max_workers=2))
-    lock = threading.Lock()
-    lock.acquire()
     released: list[str] = []
     started: list[str] = []
 
@@ -51,7 +42,7 @@ async def test_a_shorter_grace_cancelled_later_expires_first():
             released.append(name)
             raise
 
-    try:
+    with pool_and_held_lock(2) as (_executor, lock):
         # The long grace is armed first, so the loop timer is set for it;
         # the short one must move the timer earlier.
         long = asyncio.ensure_future(waiter("long", JOIN_TIMEOUT))
@@ -72,10 +63,6 @@ async def test_a_shorter_grace_cancelled_later_expires_first():
         assert done and long.cancelled()
         assert released == ["short", "long"]
         assert _due(asyncio.get_running_loop()) == {}
-    finally:
-        if lock.locked():
-            lock.release()
-        executor.shutdown(wait=True)
 
 
 @pytest.mark.asyncio
