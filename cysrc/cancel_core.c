@@ -9,7 +9,8 @@
  *   - the owning thread reads and writes its slot's state and acted fields;
  *   - cancel requests (any thread) set the cancel flag and send the signal,
  *     holding `lock` so that the target cannot unregister (and have its tid
- *     reused) or start a new job generation in between;
+ *     reused) or begin its next job in between (a job's end takes no lock:
+ *     see aioc_job_end);
  *   - the signal handler reads a slot found through si_value, never TLS, so
  *     it is safe even in a thread whose TLS it would be the first to touch.
  * Slots are never freed, only recycled, so an index carried by a signal that
@@ -266,7 +267,7 @@ static void recycle(aioc_slot *s)
     s->tid = 0;
     s->in_use = 0;
     s->ident = 0;
-    s->generation++;
+    __atomic_add_fetch(&s->generation, 1, __ATOMIC_SEQ_CST);
     s->cancel = 0;
     s->sig_out = s->retry = s->blocked = 0;
     s->next_free = free_head;
@@ -531,7 +532,8 @@ int aioc_cancel_job(int index, uint64_t generation)
     aioc_slot *s;
     pthread_mutex_lock(&aioc_lock);
     s = slot_at(index);
-    if (s && s->in_use && s->generation == generation)
+    if (s && s->in_use
+            && __atomic_load_n(&s->generation, __ATOMIC_SEQ_CST) == generation)
         r = request(s);
     pthread_mutex_unlock(&aioc_lock);
     return r;
@@ -601,7 +603,7 @@ uint64_t aioc_job_begin(aioc_slot *s, int state)
     uint64_t gen;
     int drain;
     pthread_mutex_lock(&aioc_lock);
-    gen = ++s->generation;
+    gen = __atomic_add_fetch(&s->generation, 1, __ATOMIC_SEQ_CST);
     /* sig_out is exact under the lock: every send sets it first (and
      * clears it if the send failed), and it is cleared only where the
      * instance it marks is handled (instance_done) or drained. No mark and
@@ -631,10 +633,18 @@ int aioc_job_end(aioc_slot *s)
 {
     int acted = s->acted;
     s->state = AIOC_DISABLE;
-    pthread_mutex_lock(&aioc_lock);
-    s->generation++;
-    s->retry = 0;
-    pthread_mutex_unlock(&aioc_lock);
+    /* No lock. The sender of the request that just ended this job is often
+     * still inside its locked section when we get here (the wake-up it
+     * caused can displace it from its CPU): waiting for it cost a cancel
+     * about 6 us, the worker's whole share of bench P3's gap. A sender that read the generation before
+     * this bump finishes its request as if it had come just before the end:
+     * the flag, and at most one instance, which meets state DISABLE (the
+     * handler ignores it) or the drain of the next aioc_job_begin, whose
+     * lock waits for that sender. The re-sender skips DISABLE slots, so a
+     * retry mark that such a sender leaves set is inert until aioc_job_begin
+     * clears it. */
+    __atomic_add_fetch(&s->generation, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&s->retry, 0, __ATOMIC_SEQ_CST);
     s->acted = 0;
     s->job_mask_known = 0;
     /* Between jobs (and in anything the worker starts) the signal is not

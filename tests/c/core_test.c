@@ -408,6 +408,89 @@ static void test_job_generations(void)
     close(p[1]);
 }
 
+/*
+ * aioc_job_end moves the generation on without the registry lock, so a
+ * sender that read the ending job's generation can finish its request after
+ * the job ended. Such a request must reach no later job: a sender hammers
+ * whatever job runs while the worker runs short jobs back to back, each one
+ * cancellation point that returns at once unless a request acts. Every job
+ * that was cancelled must be one that a request (returning 1) was aimed at.
+ */
+struct end_race {
+    aioc_slot *volatile slot;
+    volatile uint64_t current;   /* the running job's generation; 0: none yet */
+    uint64_t first;              /* job i has generation first + 2 i */
+    volatile int done;
+    long n;
+    unsigned char *hit, *acted;
+};
+
+static void *end_race_worker(void *p)
+{
+    struct end_race *e = p;
+    aioc_slot *s = aioc_register();
+    int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC), acted;
+    long i, r;
+    char b;
+    if (zero < 0)
+        die("/dev/zero");
+    for (i = 0; i < e->n; i++) {
+        uint64_t g = aioc_job_begin(s, AIOC_MASKED);
+        if (i == 0) {
+            e->first = g;
+            e->slot = s;
+        }
+        __atomic_store_n(&e->current, g, __ATOMIC_SEQ_CST);
+        r = cp(SYS_read, zero, (long)&b, 1, 0, &acted);
+        CHECK(r == 1 || (r == -ECANCELED && acted == AIOC_ACTED_MASKED),
+              "job %ld: %ld/%d", i, r, acted);
+        e->acted[i] = r == -ECANCELED;
+        aioc_job_end(s);
+    }
+    close(zero);
+    __atomic_store_n(&e->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void *end_race_sender(void *p)
+{
+    struct end_race *e = p;
+    while (!__atomic_load_n(&e->done, __ATOMIC_SEQ_CST)) {
+        uint64_t g = __atomic_load_n(&e->current, __ATOMIC_SEQ_CST);
+        if (g && aioc_cancel_job(e->slot->index, g) == 1)
+            e->hit[(g - e->first) / 2] = 1;
+    }
+    return NULL;
+}
+
+static void test_end_races_request(void)
+{
+    struct end_race e;
+    pthread_t worker, sender;
+    long i, hits = 0, cancelled = 0, stray = 0;
+    memset(&e, 0, sizeof e);
+    e.n = race_iterations;
+    e.hit = calloc((size_t)e.n, 1);
+    e.acted = calloc((size_t)e.n, 1);
+    if (!e.hit || !e.acted)
+        die("calloc");
+    pthread_create(&worker, NULL, end_race_worker, &e);
+    pthread_create(&sender, NULL, end_race_sender, &e);
+    pthread_join(worker, NULL);
+    pthread_join(sender, NULL);
+    for (i = 0; i < e.n; i++) {
+        hits += e.hit[i];
+        cancelled += e.acted[i];
+        stray += e.acted[i] && !e.hit[i];
+    }
+    CHECK(stray == 0, "%ld jobs cancelled by a request aimed at another", stray);
+    CHECK(hits > 0, "no request ever hit: the race was not run");
+    report("end_races_request", "jobs=%ld requests_hit=%ld cancelled=%ld stray=%ld",
+           e.n, hits, cancelled, stray);
+    free(e.hit);
+    free(e.acted);
+}
+
 /* Calls that come back with EINTR (ppoll) or restart (clock_nanosleep). */
 static void test_eintr_and_restart_calls(void)
 {
@@ -1251,6 +1334,7 @@ static const struct {
     {"pending_before_call_one_off", test_pending_before_call_and_one_off},
     {"disable_then_enable", test_disable_then_enable},
     {"job_generations", test_job_generations},
+    {"end_races_request", test_end_races_request},
     {"eintr_and_restart_calls", test_eintr_and_restart_calls},
     {"nested_handler", test_nested_handler},
     {"read_race", test_read_race},
