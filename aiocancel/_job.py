@@ -175,8 +175,11 @@ class Job:
         it and, if it is running, arm the watchdog for its grace period."""
         self.grace = grace
         # Job.cancel: a subclass's cancel() may be its waiter's own entry
-        # point (JobFuture.cancel calls this).
-        if Job.cancel(self) and not self.withdrawn:
+        # point (JobFuture.cancel calls this). A request already made (by
+        # the waiting future's cancel(), see `_asyncio.JobWaiter`) is not
+        # made twice.
+        if (self.cancel_requested or Job.cancel(self)) and self.state != DONE \
+                and not self.withdrawn:
             self._arm(LOG_AFTER if grace is None else grace)
 
     def _arm(self, delay: float) -> None:

@@ -250,6 +250,37 @@ def test_native_task_cancel_is_raised_at_the_await(use_uvloop):
                      backend_options={"use_uvloop": use_uvloop}) == ["result"]
 
 
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_the_request_leaves_within_task_cancel(use_uvloop):
+    """As with aiocancel.to_thread: Task.cancel() sends the job its request
+    before returning (the on_cancel callback ran), and the task still ends
+    cancelled at the await."""
+
+    async def main():
+        registered, requested = threading.Event(), threading.Event()
+        abandoned = []
+
+        def work() -> str:
+            with aiocancel.on_cancel(requested.set):
+                registered.set()
+                requested.wait(JOIN_TIMEOUT)
+                return "late"
+
+        async def waiter():
+            await aiocancel.anyio.run_sync(work, on_abandoned_result=abandoned.append)
+
+        task = asyncio.ensure_future(waiter())
+        await wait_event(registered)
+        assert task.cancel()
+        seen = requested.is_set()  # no await since cancel(): no step ran
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return seen, abandoned
+
+    assert anyio.run(main, backend="asyncio",
+                     backend_options={"use_uvloop": use_uvloop}) == (True, ["late"])
+
+
 @requires_core
 @pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
 def test_loop_not_started_by_anyio(use_uvloop, reader):

@@ -125,6 +125,31 @@ async def test_a_cancelled_task_submits_no_job():
 
 
 @pytest.mark.asyncio
+async def test_the_request_leaves_within_task_cancel():
+    """Task.cancel() cancels the future the task awaits, and the job's one
+    sends the request right there: its on_cancel callback has run when
+    cancel() returns, before the task's step, which ends cancelled as
+    ever."""
+    registered, requested = threading.Event(), threading.Event()
+
+    def job():
+        with aiocancel.on_cancel(requested.set):
+            registered.set()
+            requested.wait(JOIN_TIMEOUT)
+            return "late"
+
+    abandoned = []
+    task = asyncio.ensure_future(
+        aiocancel.to_thread(job, on_abandoned_result=abandoned.append))
+    await wait_for_state(registered.is_set, "the job's registration")
+    assert task.cancel()
+    assert requested.is_set()      # no await since cancel(): no step ran
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert abandoned == ["late"]
+
+
+@pytest.mark.asyncio
 async def test_aio_open_closes_an_fd_it_cannot_deliver(monkeypatch, tmp_path):
     """The fd an open produced after its task left is closed."""
     gate = threading.Event()

@@ -12,7 +12,7 @@ require()
 from anyio._backends import _asyncio as _anyio_asyncio  # noqa: E402
 from anyio._core._eventloop import claim_worker_thread, threadlocals  # noqa: E402
 
-from .._asyncio import AsyncioWaiting, at_close  # noqa: E402
+from .._asyncio import AsyncioWaiting, JobWaiter, at_close  # noqa: E402
 from ._job import AnyioJob, WorkerBackend, worker_context  # noqa: E402
 from ._pool import pool_for  # noqa: E402
 
@@ -71,16 +71,19 @@ async def run_in_worker(backend: Any, func: Callable[..., T], args: tuple[Any, .
     try:
         with backend.create_cancel_scope() as scope:
             job.args = (backend, loop, scope, worker_context(), func, args)
-            job.waiter = loop.create_future()
+            waiter = job.waiter = JobWaiter(loop=loop)
+            waiter.job = job
             pool.submit_job(job)
             try:
-                await job.waiter
+                await waiter
             except asyncio.CancelledError as cancelled:
                 await job.settle(cancelled, pool._grace, abandon_on_cancel)
             except BaseException:
                 job.cancel()
                 job.abandon()
                 raise
+            finally:
+                waiter.job = None
     finally:
         limiter.release_on_behalf_of(job)
     result: T = job.take()
