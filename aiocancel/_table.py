@@ -1,6 +1,8 @@
 """The one table of aiocancel's cancellable syscalls.
 
-One `Syscall` entry per function of `aiocancel.syscalls`. From it come
+One `Syscall` entry per function of `aiocancel.syscalls`, one line each in
+the data file `aiocancel/syscalls.tbl` (as the kernel keeps its syscall
+table: a table reads best as one). From it come
 ``aiocancel.syscalls.__all__``, the fallback's pass-throughs
 (`aiocancel._fallback`: a cancellation point, then the stdlib callable named
 in ``stdlib``) and the stand-ins `aiocancel.patch()` installs for the plain
@@ -10,7 +12,7 @@ that ``aiocancel.syscalls`` takes each name from the compiled module named in
 ``params``, that ``aiocancel.aio`` has its awaitable and that the fallback
 has it with the same parameters.
 
-Adding a syscall: its entry here, its Cython body and stub, its line in
+Adding a syscall: its line in syscalls.tbl, its Cython body and stub, its line in
 aiocancel/syscalls.py (what type checkers read), its ``aio`` awaitable, its
 tests; the test above says which of these is missing.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.resources
 import inspect
 from typing import Any, Literal, NamedTuple
 
@@ -49,69 +52,38 @@ class Syscall(NamedTuple):
     this way: patch() handles it by hand, or not at all)."""
 
 
-_S = Syscall
-TABLE: tuple[Syscall, ...] = (
-    # ---- files and pipes --------------------------------------------------
-    _S("read", "syscalls", "fd, n", "read", "os.read", "divert"),
-    _S("readinto", "syscalls", "fd, buffer", "readinto", None),
-    _S("write", "syscalls", "fd, data", "write", "os.write", "divert"),
-    _S("pread", "syscalls", "fd, n, offset", "pread", "os.pread", "divert"),
-    _S("pwrite", "syscalls", "fd, data, offset", "pwrite", "os.pwrite", "divert"),
-    _S("readv", "files", "fd, buffers", "readv", "os.readv", "divert"),
-    _S("writev", "files", "fd, buffers", "writev", "os.writev", "divert"),
-    _S("preadv", "files", "fd, buffers, offset, flags=0", "preadv", "os.preadv",
-       "divert"),
-    _S("pwritev", "files", "fd, buffers, offset, flags=0", "pwritev", "os.pwritev",
-       "divert"),
-    _S("open", "files", "path, flags, mode=..., *, dir_fd=...", "open", "os.open"),
-    _S("openat", "files", "dir_fd, path, flags, mode=...", "openat", None),
-    _S("flock", "files", "fd, operation", "flock", "fcntl.flock", "divert"),
-    _S("lockf", "files", "fd, cmd, len=0, start=0, whence=0", "lockf", "fcntl.lockf",
-       "divert"),
-    _S("fcntl", "files", "fd, cmd, arg=0", "fcntl", "fcntl.fcntl"),
-    _S("fsync", "files", "fd", "fsync", "os.fsync", "cleanup"),
-    _S("fdatasync", "files", "fd", "fdatasync", "os.fdatasync", "cleanup"),
-    # ---- sockets ------------------------------------------------------------
-    _S("recv", "syscalls", "sock, n, flags=0", "recv", "socket.socket.recv", "divert"),
-    _S("recv_into", "syscalls", "sock, buffer, nbytes=0, flags=0", "recv_into",
-       "socket.socket.recv_into", "divert"),
-    _S("send", "syscalls", "sock, data, flags=0", "send", "socket.socket.send", "divert"),
-    _S("sendall", "syscalls", "sock, data, flags=0", "sendall",
-       "socket.socket.sendall", "divert"),
-    _S("accept", "syscalls", "sock, flags=...", "accept", "socket.socket._accept",
-       "divert"),
-    _S("connect", "syscalls", "sock, address", "connect", "socket.socket.connect",
-       "divert"),
-    _S("recvfrom", "sockets", "sock, n, flags=0", "recvfrom",
-       "socket.socket.recvfrom", "divert"),
-    _S("recvfrom_into", "sockets", "sock, buffer, nbytes=0, flags=0", "recvfrom_into",
-       "socket.socket.recvfrom_into", "divert"),
-    _S("recvmsg", "sockets", "sock, bufsize, ancbufsize=0, flags=0", "recvmsg",
-       "socket.socket.recvmsg", "divert"),
-    _S("sendto", "sockets", "sock, data, *args", "sendto", "socket.socket.sendto",
-       "divert"),
-    _S("sendmsg", "sockets", "sock, buffers, ancdata=..., flags=..., address=...",
-       "sendmsg", "socket.socket.sendmsg", "divert"),
-    # ---- waiting ------------------------------------------------------------
-    _S("poll", "syscalls", "fds, timeout=...", "poll", None),
-    _S("ppoll", "syscalls", "fds, timeout=..., sigmask=...", "ppoll", None),
-    _S("select", "waits", "rlist, wlist, xlist, timeout=None", "select",
-       "select.select", "divert"),
-    _S("epoll_wait", "waits", "epfd, timeout=..., maxevents=...", "epoll_wait", None),
-    _S("sleep", "syscalls", "seconds", "sleep_blocking", "time.sleep", "divert"),
-    _S("waitpid", "syscalls", "pid, options", "waitpid", "os.waitpid", "cleanup"),
-    _S("waitid", "waits", "idtype, id, options", "waitid", "os.waitid", "cleanup"),
-    _S("sigtimedwait", "waits", "sigset, timeout", "sigtimedwait",
-       "signal.sigtimedwait", "divert"),
-    _S("sigwaitinfo", "waits", "sigset", "sigwaitinfo", "signal.sigwaitinfo", "divert"),
-    # ---- futex and System V message queues: no stdlib counterpart ---------
-    _S("futex_wait", "futex", "buffer, expected, timeout=None, *, offset=0, private=True",
-       "futex_wait", None),
-    _S("futex_wake", "futex", "buffer, n=1, *, offset=0, private=True",
-       "futex_wake", None),
-    _S("msgsnd", "ipc", "msqid, mtype, data, flags=0", "msgsnd", None),
-    _S("msgrcv", "ipc", "msqid, maxsize, mtype=0, flags=0", "msgrcv", None),
-)
+TABLE_FILE = "syscalls.tbl"
+"""The table itself, a data file in this package: one call a line, columns
+as in `Syscall` (``params`` last, to the end of the line), ``-`` for None."""
+
+
+_PATCHES: dict[str, Patch] = {"divert": "divert", "cleanup": "cleanup", "-": None}
+
+
+def _field(value: str) -> str | None:
+    return None if value == "-" else value
+
+
+def parse(text: str) -> tuple[Syscall, ...]:
+    """The entries of a table in `TABLE_FILE`'s format (comments and blank
+    lines skipped); ValueError names a line that does not fit."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split(None, 5)
+        if len(fields) != 6 or fields[4] not in _PATCHES:
+            raise ValueError(f"{TABLE_FILE}, line {number}: expected name, module, "
+                             f"aio, stdlib, patch (divert, cleanup or -) and "
+                             f"params, got {line!r}")
+        name, module, aio, stdlib, patch, params = fields
+        entries.append(Syscall(name, module, params.strip(), _field(aio),
+                               _field(stdlib), _PATCHES[patch]))
+    return tuple(entries)
+
+
+TABLE: tuple[Syscall, ...] = parse(
+    importlib.resources.files(__package__).joinpath(TABLE_FILE).read_text("utf-8"))
 
 NAMES: tuple[str, ...] = tuple(entry.name for entry in TABLE)
 

@@ -64,6 +64,19 @@ def _stub_functions() -> dict[str, list[tuple[str, inspect.Signature]]]:
     return found
 
 
+def test_table_file_parses_its_format_and_names_a_bad_line():
+    entries = _table.parse("# name module aio stdlib patch params\n\n"
+                           "read  syscalls  read  os.read  divert  fd, n\n"
+                           "poll  syscalls  poll  -        -       fds, timeout=...\n")
+    assert entries == (
+        _table.Syscall("read", "syscalls", "fd, n", "read", "os.read", "divert"),
+        _table.Syscall("poll", "syscalls", "fds, timeout=...", "poll", None, None))
+    with pytest.raises(ValueError, match=r"syscalls\.tbl, line 2: .*'read syscalls'"):
+        _table.parse("# comment\nread syscalls\n")
+    with pytest.raises(ValueError, match="line 1"):
+        _table.parse("read syscalls read os.read sometimes fd, n\n")
+
+
 def test_table_names_are_unique_and_are_syscalls_all():
     assert len(set(_table.NAMES)) == len(_table.NAMES)
     assert sorted(syscalls.__all__) == sorted(_table.NAMES)
