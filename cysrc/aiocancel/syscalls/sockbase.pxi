@@ -135,8 +135,11 @@ cdef object _bytes_call(object sock, int fd, short events, long nr,
     # (valgrind flags recvfrom of 2**31 into a 2**31-byte buffer) quiet.
     cdef Py_ssize_t ask = n if n < _MAX_RW_COUNT else _MAX_RW_COUNT
     try:
-        r = _sock_call(sock, fd, events, nr, fd, <long>PyBytes_AS_STRING(buf),
-                       ask, c, d, e)
+        if sock is None:       # a plain fd: no timeout to look up (bench P1)
+            r = _call(nr, fd, <long>PyBytes_AS_STRING(buf), ask, c, d, e)
+        else:
+            r = _sock_call(sock, fd, events, nr, fd, <long>PyBytes_AS_STRING(buf),
+                           ask, c, d, e)
     except BaseException:
         _bytes_drop(buf)
         raise
