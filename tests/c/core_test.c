@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -415,13 +416,20 @@ static void test_job_generations(void)
  * whatever job runs while the worker runs short jobs back to back, each one
  * cancellation point that returns at once unless a request acts. Every job
  * that was cancelled must be one that a request (returning 1) was aimed at.
+ * The worker starts once the sender runs, and goes on past `n` jobs (up to
+ * END_RACE_SPAN times as many) until requests have hit at least
+ * END_RACE_HITS jobs: a loaded machine may schedule the two threads apart.
  */
+#define END_RACE_SPAN 50
+#define END_RACE_HITS 20
+
 struct end_race {
     aioc_slot *volatile slot;
     volatile uint64_t current;   /* the running job's generation; 0: none yet */
     uint64_t first;              /* job i has generation first + 2 i */
-    volatile int done;
-    long n;
+    volatile int sender_up, done;
+    volatile long hits;          /* jobs a request (returning 1) hit */
+    long n, jobs;
     unsigned char *hit, *acted;
 };
 
@@ -434,19 +442,31 @@ static void *end_race_worker(void *p)
     char b;
     if (zero < 0)
         die("/dev/zero");
-    for (i = 0; i < e->n; i++) {
-        uint64_t g = aioc_job_begin(s, AIOC_MASKED);
+    while (!__atomic_load_n(&e->sender_up, __ATOMIC_SEQ_CST))
+        sched_yield();
+    for (i = 0; i < e->n * END_RACE_SPAN; i++) {
+        uint64_t g;
+        if (i >= e->n && __atomic_load_n(&e->hits, __ATOMIC_SEQ_CST) >= END_RACE_HITS)
+            break;
+        g = aioc_job_begin(s, AIOC_MASKED);
         if (i == 0) {
             e->first = g;
             e->slot = s;
         }
         __atomic_store_n(&e->current, g, __ATOMIC_SEQ_CST);
+        /* Now and then, let a sender that shares our CPU run: inside a job
+         * here, right after its end below (the window this test is about). */
+        if (i % 8 == 3)
+            sched_yield();
         r = cp(SYS_read, zero, (long)&b, 1, 0, &acted);
         CHECK(r == 1 || (r == -ECANCELED && acted == AIOC_ACTED_MASKED),
               "job %ld: %ld/%d", i, r, acted);
         e->acted[i] = r == -ECANCELED;
         aioc_job_end(s);
+        if (i % 8 == 7)
+            sched_yield();
     }
+    e->jobs = i;
     close(zero);
     __atomic_store_n(&e->done, 1, __ATOMIC_SEQ_CST);
     return NULL;
@@ -455,10 +475,14 @@ static void *end_race_worker(void *p)
 static void *end_race_sender(void *p)
 {
     struct end_race *e = p;
+    __atomic_store_n(&e->sender_up, 1, __ATOMIC_SEQ_CST);
     while (!__atomic_load_n(&e->done, __ATOMIC_SEQ_CST)) {
         uint64_t g = __atomic_load_n(&e->current, __ATOMIC_SEQ_CST);
-        if (g && aioc_cancel_job(e->slot->index, g) == 1)
+        if (g && aioc_cancel_job(e->slot->index, g) == 1
+                && !e->hit[(g - e->first) / 2]) {
             e->hit[(g - e->first) / 2] = 1;
+            __atomic_add_fetch(&e->hits, 1, __ATOMIC_SEQ_CST);
+        }
     }
     return NULL;
 }
@@ -470,23 +494,24 @@ static void test_end_races_request(void)
     long i, hits = 0, cancelled = 0, stray = 0;
     memset(&e, 0, sizeof e);
     e.n = race_iterations;
-    e.hit = calloc((size_t)e.n, 1);
-    e.acted = calloc((size_t)e.n, 1);
+    e.hit = calloc((size_t)(e.n * END_RACE_SPAN), 1);
+    e.acted = calloc((size_t)(e.n * END_RACE_SPAN), 1);
     if (!e.hit || !e.acted)
         die("calloc");
     pthread_create(&worker, NULL, end_race_worker, &e);
     pthread_create(&sender, NULL, end_race_sender, &e);
     pthread_join(worker, NULL);
     pthread_join(sender, NULL);
-    for (i = 0; i < e.n; i++) {
+    for (i = 0; i < e.jobs; i++) {
         hits += e.hit[i];
         cancelled += e.acted[i];
         stray += e.acted[i] && !e.hit[i];
     }
     CHECK(stray == 0, "%ld jobs cancelled by a request aimed at another", stray);
-    CHECK(hits > 0, "no request ever hit: the race was not run");
+    CHECK(hits >= END_RACE_HITS, "requests hit %ld jobs in %ld: the race was "
+          "hardly run", hits, e.jobs);
     report("end_races_request", "jobs=%ld requests_hit=%ld cancelled=%ld stray=%ld",
-           e.n, hits, cancelled, stray);
+           e.jobs, hits, cancelled, stray);
     free(e.hit);
     free(e.acted);
 }
