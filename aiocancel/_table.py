@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import ast
 import importlib
-import importlib.resources
 import inspect
+import os
 from typing import Any, Literal, NamedTuple
 
 Patch = Literal["divert", "cleanup"] | None
@@ -82,8 +82,11 @@ def parse(text: str) -> tuple[Syscall, ...]:
     return tuple(entries)
 
 
-TABLE: tuple[Syscall, ...] = parse(
-    importlib.resources.files(__package__).joinpath(TABLE_FILE).read_text("utf-8"))
+# A plain open(), not importlib.resources: on 3.14 that imports tempfile and
+# shutil, which fallback mode's platforms (the simulated Windows module set)
+# must not need; the package is never imported from a zip (it has extensions).
+with open(os.path.join(os.path.dirname(__file__), TABLE_FILE), encoding="utf-8") as _file:
+    TABLE: tuple[Syscall, ...] = parse(_file.read())
 
 NAMES: tuple[str, ...] = tuple(entry.name for entry in TABLE)
 
