@@ -436,6 +436,8 @@ def test_registry_churn_with_cancel_hammer(pipe):
     r, w = pipe
     sig = aiocancel.cancel_signal()
     n_threads = 600
+    BLOCKER_EVERY = 60             # a multiple of 3: those threads are MASKED
+    blocker_r, blocker_w = os.pipe()
     idents: list[int] = []
     counts = dict(true=0, false=0, cancelled=0, completed=0)
     lock = threading.Lock()
@@ -453,7 +455,13 @@ def test_registry_churn_with_cancel_hammer(pipe):
             state = aiocancel.CANCEL_MASKED   # ThreadCancelled would be noise
         aiocancel.setcancelstate(state)
         try:
-            syscalls.poll([], 0)
+            if i % BLOCKER_EVERY == 0:
+                # MASKED (i % 3 == 0), blocked until the hammer's request
+                # acts (or the pipe is closed): the hammer hits a live
+                # thread however the scheduler runs the others.
+                syscalls.read(blocker_r, 1)
+            else:
+                syscalls.poll([], 0)
             aiocancel.testcancel()
             key = "completed"
         except aiocancel.Cancelled:
@@ -492,7 +500,10 @@ def test_registry_churn_with_cancel_hammer(pipe):
     spawner_t.start()           # both inherit an unblocked signal mask
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
     try:
-        spawner_t.join(60)
+        try:
+            spawner_t.join(60)
+        finally:
+            os.close(blocker_w)    # a blocker never hit ends (EOF)
         assert not spawner_t.is_alive()
         stop.set()
         hammer_t.join(JOIN_TIMEOUT)
@@ -500,6 +511,7 @@ def test_registry_churn_with_cancel_hammer(pipe):
         assert sig not in signal.sigpending(), "a cancel signal reached the main thread"
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.close(blocker_r)
     os.write(w, b"canary")
     assert canary_t.outcome() == (b"canary", False, aiocancel.CANCEL_MASKED)
     assert counts["cancelled"] + counts["completed"] == n_threads, counts
