@@ -13,6 +13,7 @@ returns) also waits for the jobs the loop's tasks left behind, and its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import math
 import threading
@@ -210,14 +211,9 @@ class AsyncioWaiting:
         the cancel path microseconds that most cancels never need."""
         if await self._await_end():
             return
-        shield = anyio_shield()
-        if shield is None:
+        with anyio_shield() or contextlib.nullcontext():
             while not await self._await_end():
                 pass
-        else:
-            with shield:
-                while not await self._await_end():
-                    pass
 
     async def _await_end(self) -> bool:
         """Wait for the job's end or detachment; False if a cancel came

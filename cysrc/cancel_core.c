@@ -636,8 +636,9 @@ int aioc_job_end(aioc_slot *s)
     /* No lock. The sender of the request that just ended this job is often
      * still inside its locked section when we get here (the wake-up it
      * caused can displace it from its CPU): waiting for it cost a cancel
-     * about 6 us, the worker's whole share of bench P3's gap. A sender that read the generation before
-     * this bump finishes its request as if it had come just before the end:
+     * about 6 us, the worker's whole share of bench P3's gap. A sender that
+     * read the generation before this bump finishes its request as if it
+     * had come just before the end:
      * the flag, and at most one instance, which meets state DISABLE (the
      * handler ignores it) or the drain of the next aioc_job_begin, whose
      * lock waits for that sender. The re-sender skips DISABLE slots, so a
